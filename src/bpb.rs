@@ -1,0 +1,190 @@
+//! The FAT boot sector (BIOS parameter block), read by hand: fatfs hides
+//! these fields, and esxstick needs them to find the used extent of the
+//! boot partition and, later, to patch the BPB when the partition moves.
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::source::{Source, SECTOR};
+
+/// The largest FAT esxstick scans for the used extent (a FAT16 FAT is at
+/// most 128 KiB; a boot partition's FAT32 FAT would be far below this).
+const MAX_FAT_BYTES: u64 = 16 << 20;
+
+/// FAT variant, decided by the cluster count alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum FatType {
+    /// Fewer than 4,085 clusters.
+    #[serde(rename = "FAT12")]
+    Fat12,
+    /// 4,085 to 65,524 clusters.
+    #[serde(rename = "FAT16")]
+    Fat16,
+    /// 65,525 clusters or more.
+    #[serde(rename = "FAT32")]
+    Fat32,
+}
+
+impl FatType {
+    /// The FAT type that a volume with `clusters` data clusters has.
+    pub fn from_clusters(clusters: u32) -> FatType {
+        match clusters {
+            0..4085 => FatType::Fat12,
+            4085..65525 => FatType::Fat16,
+            _ => FatType::Fat32,
+        }
+    }
+}
+
+/// The fields of a FAT boot sector that esxstick uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BootSector {
+    /// Bytes per sector (offset 0x0B).
+    pub bytes_per_sector: u16,
+    /// Sectors per cluster (0x0D).
+    pub sectors_per_cluster: u8,
+    /// Reserved sectors before the first FAT (0x0E).
+    pub reserved_sectors: u16,
+    /// Number of FATs (0x10).
+    pub fats: u8,
+    /// Root directory entries, FAT12/16 (0x11).
+    pub root_entries: u16,
+    /// Total sectors (0x13, or 0x20 when that is 0).
+    pub total_sectors: u32,
+    /// Sectors per FAT (0x16, or 0x24 on FAT32).
+    pub sectors_per_fat: u32,
+    /// Sectors per track (0x18).
+    pub sectors_per_track: u16,
+    /// Heads (0x1A).
+    pub heads: u16,
+    /// Hidden sectors: LBA of the partition as the volume believes (0x1C).
+    pub hidden_sectors: u32,
+}
+
+impl BootSector {
+    /// Parses and sanity-checks a boot sector.
+    pub fn parse(sector: &[u8; 512]) -> Result<BootSector, String> {
+        if sector[510..512] != [0x55, 0xaa] {
+            return Err("no boot sector signature (55 AA)".to_string());
+        }
+        let u16_at = |o: usize| u16::from_le_bytes([sector[o], sector[o + 1]]);
+        let u32_at =
+            |o: usize| u32::from_le_bytes([sector[o], sector[o + 1], sector[o + 2], sector[o + 3]]);
+        let total16 = u16_at(0x13);
+        let fat16_size = u16_at(0x16);
+        let bs = BootSector {
+            bytes_per_sector: u16_at(0x0b),
+            sectors_per_cluster: sector[0x0d],
+            reserved_sectors: u16_at(0x0e),
+            fats: sector[0x10],
+            root_entries: u16_at(0x11),
+            total_sectors: if total16 != 0 {
+                u32::from(total16)
+            } else {
+                u32_at(0x20)
+            },
+            sectors_per_fat: if fat16_size != 0 {
+                u32::from(fat16_size)
+            } else {
+                u32_at(0x24)
+            },
+            sectors_per_track: u16_at(0x18),
+            heads: u16_at(0x1a),
+            hidden_sectors: u32_at(0x1c),
+        };
+        if u64::from(bs.bytes_per_sector) != SECTOR {
+            return Err(format!(
+                "{} bytes per sector (esxstick handles 512)",
+                bs.bytes_per_sector
+            ));
+        }
+        if !bs.sectors_per_cluster.is_power_of_two() {
+            return Err(format!(
+                "{} sectors per cluster is not a power of two",
+                bs.sectors_per_cluster
+            ));
+        }
+        if bs.reserved_sectors == 0 || bs.fats == 0 || bs.sectors_per_fat == 0 {
+            return Err("no reserved sectors, no FAT, or an empty FAT".to_string());
+        }
+        if bs.first_data_sector() >= u64::from(bs.total_sectors) {
+            return Err(format!(
+                "its metadata ({} sectors) does not fit its size ({} sectors)",
+                bs.first_data_sector(),
+                bs.total_sectors
+            ));
+        }
+        Ok(bs)
+    }
+
+    /// Sectors taken by the FAT12/16 root directory.
+    fn root_dir_sectors(&self) -> u64 {
+        (u64::from(self.root_entries) * 32).div_ceil(SECTOR)
+    }
+
+    /// The first sector of the data area (cluster 2), relative to the volume.
+    pub fn first_data_sector(&self) -> u64 {
+        u64::from(self.reserved_sectors)
+            + u64::from(self.fats) * u64::from(self.sectors_per_fat)
+            + self.root_dir_sectors()
+    }
+
+    /// Number of data clusters, which decides the FAT type.
+    pub fn clusters(&self) -> u32 {
+        let data = u64::from(self.total_sectors).saturating_sub(self.first_data_sector());
+        (data / u64::from(self.sectors_per_cluster)) as u32
+    }
+
+    /// FAT12, FAT16 or FAT32, by cluster count.
+    pub fn fat_type(&self) -> FatType {
+        FatType::from_clusters(self.clusters())
+    }
+
+    /// The sectors from the volume start to the end of the last cluster in
+    /// use: everything past this is free space.
+    pub fn used_sectors(&self, source: &Source, volume_lba: u64, partition: u32) -> Result<u64> {
+        let fat_type = self.fat_type();
+        let entries = u64::from(self.clusters()) + 2;
+        let fat_bytes = match fat_type {
+            FatType::Fat12 => (entries * 3).div_ceil(2),
+            FatType::Fat16 => entries * 2,
+            FatType::Fat32 => entries * 4,
+        }
+        .min(u64::from(self.sectors_per_fat) * SECTOR);
+        if fat_bytes > MAX_FAT_BYTES {
+            return Err(Error::Fat {
+                partition,
+                message: format!("its FAT of {fat_bytes} bytes is too large for a boot partition"),
+            });
+        }
+        let mut fat = vec![0; fat_bytes as usize];
+        let offset = (volume_lba + u64::from(self.reserved_sectors)) * SECTOR;
+        source.read_at(offset, &mut fat, "the FAT of the boot partition")?;
+        let entry = |n: usize| -> u32 {
+            let at = |o: usize| u32::from(fat.get(o).copied().unwrap_or(0));
+            match fat_type {
+                FatType::Fat12 => {
+                    let o = n + n / 2;
+                    let v = at(o) | (at(o + 1) << 8);
+                    if n % 2 == 0 {
+                        v & 0xfff
+                    } else {
+                        v >> 4
+                    }
+                }
+                FatType::Fat16 => at(2 * n) | (at(2 * n + 1) << 8),
+                FatType::Fat32 => {
+                    (at(4 * n) | at(4 * n + 1) << 8 | at(4 * n + 2) << 16 | at(4 * n + 3) << 24)
+                        & 0x0fff_ffff
+                }
+            }
+        };
+        let last_used = (2..entries as usize).rev().find(|&n| entry(n) != 0);
+        Ok(match last_used {
+            Some(n) => {
+                self.first_data_sector() + (n as u64 - 1) * u64::from(self.sectors_per_cluster)
+            }
+            None => self.first_data_sector(),
+        })
+    }
+}

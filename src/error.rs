@@ -1,0 +1,99 @@
+//! The one error type of the library, and the exit code each error maps to.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the esxstick pipeline.
+///
+/// Each message is one line that names the thing at fault (file, partition,
+/// sector) and, where there is one, what the user can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The source or target could not be opened.
+    #[error("cannot open {}: {source}", path.display())]
+    Open {
+        /// The path given by the user.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: io::Error,
+    },
+
+    /// Reading the source failed (I/O error, or the image ends early).
+    #[error("cannot read {what} at byte {offset} of the source: {source}")]
+    Read {
+        /// What was being read (e.g. "the MBR", "partition 5").
+        what: String,
+        /// Byte offset in the source.
+        offset: u64,
+        /// The underlying error.
+        source: io::Error,
+    },
+
+    /// The source is not a partitioned disk image at all.
+    #[error("not a disk image: {0}")]
+    NotADiskImage(String),
+
+    /// The partition table is damaged or inconsistent.
+    #[error("bad partition table: {0}")]
+    Table(String),
+
+    /// The disk is partitioned but does not look like an ESXi image.
+    #[error("not an ESXi image: {0}")]
+    NotEsxi(String),
+
+    /// A FAT volume the tool needs cannot be read.
+    #[error("partition {partition}: {message}")]
+    Fat {
+        /// Partition number.
+        partition: u32,
+        /// What is wrong with the volume.
+        message: String,
+    },
+
+    /// No bootbank holds a usable boot.cfg (or the one asked for does not).
+    #[error("no usable bootbank: {0}")]
+    NoBootbank(String),
+
+    /// boot.cfg names modules that the bank does not contain.
+    #[error("bootbank {partition}: boot.cfg names {} not in the bank: {}", if names.len() == 1 { "a module" } else { "modules" }, names.join(", "))]
+    MissingModules {
+        /// Bank partition number.
+        partition: u32,
+        /// Module file names that are missing.
+        names: Vec<String>,
+    },
+
+    /// The output directory of `extract` holds files already.
+    #[error("{} is not empty; choose an empty directory or pass --force to write into it", dir.display())]
+    OutputNotEmpty {
+        /// The directory given by the user.
+        dir: PathBuf,
+    },
+
+    /// Writing output failed.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file or directory being written.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: io::Error,
+    },
+}
+
+/// Shorthand for results of the esxstick library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Process exit codes, as documented in the README.
+pub mod exit {
+    /// Everything worked (and verified, where verification ran).
+    pub const OK: i32 = 0;
+    /// Bad input, bad usage, or the operation could not be carried out.
+    pub const BAD_INPUT: i32 = 2;
+}
+
+impl Error {
+    /// The exit code the command-line tool reports for this error.
+    pub fn exit_code(&self) -> i32 {
+        exit::BAD_INPUT
+    }
+}

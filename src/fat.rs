@@ -1,0 +1,231 @@
+//! FAT volumes read in place with fatfs, through a read-only slice of the
+//! source: no mounting, no external tools.
+
+use std::io::{self, Read, Write};
+
+use serde::Serialize;
+
+use crate::bpb::{BootSector, FatType};
+use crate::error::{Error, Result};
+use crate::source::{Slice, Source};
+use crate::table::Partition;
+
+/// Most directory entries walked in one volume; a directory whose cluster
+/// chain loops would otherwise be walked for ever.
+const MAX_ENTRIES: usize = 65_536;
+/// Deepest directory nesting walked.
+const MAX_DEPTH: usize = 8;
+
+/// Facts about a FAT volume, as reported by `inspect`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FsInfo {
+    /// FAT12, FAT16 or FAT32 (by cluster count).
+    pub fat_type: FatType,
+    /// Volume label from the boot sector, trailing blanks removed.
+    pub label: String,
+    /// Volume ID (serial number) as 8 hex digits.
+    pub volume_id: String,
+    /// Bytes per cluster.
+    pub cluster_bytes: u32,
+    /// Data clusters in the volume.
+    pub clusters: u32,
+    /// Bytes in clusters that are allocated.
+    pub used_bytes: u64,
+    /// Bytes in free clusters.
+    pub free_bytes: u64,
+}
+
+/// A file found in a FAT volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileEntry {
+    /// Path inside the volume, `/`-separated, without a leading `/`.
+    pub path: String,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// An open FAT volume inside a partition of the source.
+pub struct Volume<'a> {
+    fs: fatfs::FileSystem<Slice<'a>>,
+    partition: u32,
+}
+
+impl<'a> Volume<'a> {
+    /// Opens the FAT file system in `partition` of `source`.
+    pub fn open(source: &'a Source, partition: &Partition) -> Result<Volume<'a>> {
+        let number = partition.number;
+        let bad = |message: String| Error::Fat {
+            partition: number,
+            message,
+        };
+        let boot = source.read_sector(partition.start, "a FAT boot sector")?;
+        let bs =
+            BootSector::parse(&boot).map_err(|m| bad(format!("not a FAT file system: {m}")))?;
+        if u64::from(bs.total_sectors) > partition.sectors {
+            return Err(bad(format!(
+                "its FAT file system claims {} sectors but the partition has {}",
+                bs.total_sectors, partition.sectors
+            )));
+        }
+        let slice = source
+            .slice(partition.start, partition.sectors)
+            .map_err(|e| bad(e.to_string()))?;
+        let fs = fatfs::FileSystem::new(slice, fatfs::FsOptions::new())
+            .map_err(|e| bad(format!("not a usable FAT file system: {e}")))?;
+        Ok(Volume {
+            fs,
+            partition: number,
+        })
+    }
+
+    fn err(&self, message: String) -> Error {
+        Error::Fat {
+            partition: self.partition,
+            message,
+        }
+    }
+
+    /// Label, volume ID, cluster size and usage.
+    pub fn info(&self) -> Result<FsInfo> {
+        let stats = self
+            .fs
+            .stats()
+            .map_err(|e| self.err(format!("cannot read its FAT: {e}")))?;
+        let cluster = u64::from(stats.cluster_size());
+        let free = u64::from(stats.free_clusters()).min(u64::from(stats.total_clusters()));
+        Ok(FsInfo {
+            fat_type: FatType::from_clusters(stats.total_clusters()),
+            label: self.fs.volume_label().trim_end().to_string(),
+            volume_id: format!("{:08X}", self.fs.volume_id()),
+            cluster_bytes: stats.cluster_size(),
+            clusters: stats.total_clusters(),
+            used_bytes: (u64::from(stats.total_clusters()) - free) * cluster,
+            free_bytes: free * cluster,
+        })
+    }
+
+    /// Every file in the volume, depth first, directories before their
+    /// contents, in directory order.
+    pub fn files(&self) -> Result<Vec<FileEntry>> {
+        let mut out = Vec::new();
+        let mut seen = 0;
+        self.walk(&self.fs.root_dir(), "", 0, &mut seen, &mut out)?;
+        Ok(out)
+    }
+
+    fn walk(
+        &self,
+        dir: &fatfs::Dir<'_, Slice<'a>>,
+        prefix: &str,
+        depth: usize,
+        seen: &mut usize,
+        out: &mut Vec<FileEntry>,
+    ) -> Result<()> {
+        for entry in dir.iter() {
+            let entry =
+                entry.map_err(|e| self.err(format!("cannot read directory /{prefix}: {e}")))?;
+            *seen += 1;
+            if *seen > MAX_ENTRIES {
+                return Err(self.err(format!(
+                    "more than {MAX_ENTRIES} directory entries: the directory tree is damaged or loops"
+                )));
+            }
+            let name = entry.file_name();
+            if name == "." || name == ".." {
+                continue;
+            }
+            let path = format!("{prefix}{name}");
+            if entry.is_dir() {
+                if depth >= MAX_DEPTH {
+                    return Err(self.err(format!(
+                        "directories nest deeper than {MAX_DEPTH} levels at /{path}"
+                    )));
+                }
+                self.walk(&entry.to_dir(), &format!("{path}/"), depth + 1, seen, out)?;
+            } else if !entry
+                .attributes()
+                .contains(fatfs::FileAttributes::VOLUME_ID)
+            {
+                out.push(FileEntry {
+                    path,
+                    bytes: entry.len(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds a file in the root directory by name, ignoring case as FAT does.
+    pub fn find(&self, name: &str) -> Result<Option<FileEntry>> {
+        for entry in self.fs.root_dir().iter().take(MAX_ENTRIES) {
+            let entry =
+                entry.map_err(|e| self.err(format!("cannot read the root directory: {e}")))?;
+            if entry.is_file() && entry.file_name().eq_ignore_ascii_case(name) {
+                return Ok(Some(FileEntry {
+                    path: entry.file_name(),
+                    bytes: entry.len(),
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Copies the file at `path` (as returned by [`Volume::files`] or
+    /// [`Volume::find`]) into `out`, returning the bytes copied. Fails if
+    /// the file ends before its directory entry says it should.
+    pub fn copy_file(&self, file: &FileEntry, out: &mut dyn Write) -> Result<u64> {
+        let mut reader = self
+            .fs
+            .root_dir()
+            .open_file(&file.path)
+            .map_err(|e| self.err(format!("cannot open /{}: {e}", file.path)))?;
+        let copied = copy(&mut reader, out).map_err(|e| match e {
+            CopyError::Read(e) => self.err(format!("cannot read /{}: {e}", file.path)),
+            CopyError::Write(e) => Error::Write {
+                path: file.path.clone().into(),
+                source: e,
+            },
+        })?;
+        if copied != file.bytes {
+            return Err(self.err(format!(
+                "/{} should hold {} bytes but its clusters give {copied}",
+                file.path, file.bytes
+            )));
+        }
+        Ok(copied)
+    }
+
+    /// Reads a small file into memory, refusing anything over `limit` bytes.
+    pub fn read_small(&self, file: &FileEntry, limit: u64) -> Result<Vec<u8>> {
+        if file.bytes > limit {
+            return Err(self.err(format!(
+                "/{} is {} bytes, more than the {limit} expected",
+                file.path, file.bytes
+            )));
+        }
+        let mut buf = Vec::with_capacity(file.bytes as usize);
+        self.copy_file(file, &mut buf)?;
+        Ok(buf)
+    }
+}
+
+enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// `io::copy` with a large buffer that tells read errors from write errors.
+fn copy(reader: &mut dyn Read, out: &mut dyn Write) -> Result<u64, CopyError> {
+    let mut buf = vec![0; 1 << 20];
+    let mut total = 0;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        out.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        total += n as u64;
+    }
+}

@@ -1,0 +1,425 @@
+//! What an ESXi image holds: its boot partition, bootbanks, the active
+//! bank and its modules. Built from the partition table and the FAT
+//! volumes, without mounting anything.
+
+use serde::Serialize;
+
+use crate::bootcfg::{self, BootCfg};
+use crate::bpb::BootSector;
+use crate::error::{Error, Result};
+use crate::fat::{FsInfo, Volume};
+use crate::source::{Source, SourceKind};
+use crate::table::{self, Partition, PartitionTable, Scheme};
+
+/// Version of the JSON document that `inspect --json` prints.
+pub const SCHEMA: &str = "esxstick.inventory/1";
+
+/// The part a partition plays in an ESXi image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// SYSLINUX boot partition (MBR entry 4, GPT partition 1).
+    Boot,
+    /// MBR extended partition holding the logical ones.
+    Extended,
+    /// Bootbank, "Hypervisor1" (partition 5).
+    Bootbank,
+    /// Alternate bootbank, "Hypervisor2" (partition 6).
+    Altbootbank,
+    /// vmkcore diagnostic partition (partition 7).
+    Vmkcore,
+    /// Store, "Hypervisor3" (partition 8).
+    Store,
+    /// Anything else.
+    Other,
+}
+
+impl Role {
+    fn of(scheme: Scheme, p: &Partition) -> Role {
+        match (scheme, p.number) {
+            _ if p.kind.is_extended() => Role::Extended,
+            (Scheme::Mbr, 4) | (Scheme::Gpt, 1) => Role::Boot,
+            (_, 5) => Role::Bootbank,
+            (_, 6) => Role::Altbootbank,
+            (_, 7) => Role::Vmkcore,
+            (_, 8) => Role::Store,
+            _ => Role::Other,
+        }
+    }
+
+    /// The name used in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Boot => "boot",
+            Role::Extended => "extended",
+            Role::Bootbank => "bootbank",
+            Role::Altbootbank => "altbootbank",
+            Role::Vmkcore => "vmkcore",
+            Role::Store => "store",
+            Role::Other => "other",
+        }
+    }
+}
+
+/// The source as a whole.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceInfo {
+    /// Path given by the user.
+    pub path: String,
+    /// Image file or block device.
+    pub kind: SourceKind,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// MBR or GPT.
+    pub scheme: Scheme,
+    /// Size in sectors.
+    pub disk_sectors: u64,
+}
+
+/// A partition with its role and, when it holds one, its FAT file system.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionInfo {
+    /// Table entry, type, position, boot flag.
+    #[serde(flatten)]
+    pub partition: Partition,
+    /// Human name of the type.
+    pub type_name: &'static str,
+    /// What the partition is for.
+    pub role: Role,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// The FAT file system, when the partition holds a readable one.
+    pub fs: Option<FsInfo>,
+    /// Why a partition whose type promises FAT could not be read as FAT.
+    pub fs_error: Option<String>,
+}
+
+/// The boot partition and how much of it is in use.
+#[derive(Debug, Clone, Serialize)]
+pub struct BootPartition {
+    /// Partition number (4 on MBR, 1 on GPT).
+    pub partition: u32,
+    /// First sector.
+    pub start: u64,
+    /// Partition length in sectors.
+    pub sectors: u64,
+    /// Sectors from the partition start to the end of the last used cluster.
+    pub used_sectors: u64,
+    /// The boot sector's fields (hidden sectors, geometry, sizes).
+    pub boot_sector: BootSector,
+}
+
+/// A bootbank and what its boot.cfg says.
+#[derive(Debug, Clone, Serialize)]
+pub struct Bank {
+    /// Partition number (5 or 6).
+    pub partition: u32,
+    /// Its boot.cfg, when it has a readable one.
+    pub boot_cfg: Option<BootCfg>,
+    /// Whether the boot loader would consider this bank.
+    pub bootable: bool,
+    /// Why it is (not) bootable, in a few words.
+    pub status: String,
+}
+
+/// The bank chosen for the stick, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActiveBank {
+    /// Partition number.
+    pub partition: u32,
+    /// Why this bank.
+    pub reason: String,
+}
+
+/// A file that the active boot.cfg names.
+#[derive(Debug, Clone, Serialize)]
+pub struct Module {
+    /// File name in the bank.
+    pub name: String,
+    /// `kernel` or `module`.
+    pub role: &'static str,
+    /// Size in bytes, when present.
+    pub bytes: Option<u64>,
+    /// Whether the bank holds the file.
+    pub present: bool,
+}
+
+/// Everything esxstick knows about an ESXi image.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inventory {
+    /// [`SCHEMA`].
+    pub schema: &'static str,
+    /// The source as a whole.
+    pub source: SourceInfo,
+    /// Partitions in entry-number order.
+    pub partitions: Vec<PartitionInfo>,
+    /// The boot partition.
+    pub boot: BootPartition,
+    /// Bootbanks 5 and 6, those that exist.
+    pub banks: Vec<Bank>,
+    /// The bank the stick is made from.
+    pub active_bank: ActiveBank,
+    /// boot.cfg and every file it names, in load order.
+    pub modules: Vec<Module>,
+    /// Bytes of boot.cfg plus every module present.
+    pub payload_bytes: u64,
+    /// The 440 bytes of MBR boot code.
+    #[serde(skip)]
+    pub boot_code: Vec<u8>,
+}
+
+impl Inventory {
+    /// The active bank's boot.cfg.
+    pub fn boot_cfg(&self) -> Option<&BootCfg> {
+        self.bank(self.active_bank.partition)
+            .and_then(|b| b.boot_cfg.as_ref())
+    }
+
+    /// The bank with partition number `n`.
+    pub fn bank(&self, n: u32) -> Option<&Bank> {
+        self.banks.iter().find(|b| b.partition == n)
+    }
+
+    /// The partition with number `n`.
+    pub fn partition(&self, n: u32) -> Option<&PartitionInfo> {
+        self.partitions.iter().find(|p| p.partition.number == n)
+    }
+
+    /// Fails when the active boot.cfg names files the bank lacks: such a
+    /// bank cannot boot, so nothing may be made from it.
+    pub fn check_complete(&self) -> Result<()> {
+        let missing: Vec<String> = self
+            .modules
+            .iter()
+            .filter(|m| !m.present)
+            .map(|m| m.name.clone())
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::MissingModules {
+                partition: self.active_bank.partition,
+                names: missing,
+            })
+        }
+    }
+}
+
+/// Reads the inventory of an ESXi image. `bank` forces the bootbank
+/// (5 or 6) instead of choosing the active one.
+pub fn read(source: &Source, bank: Option<u32>) -> Result<Inventory> {
+    let table = table::read(source)?;
+    let partitions = describe_partitions(source, &table);
+    let boot = boot_partition(source, &table, &partitions)?;
+    let banks: Vec<Bank> = [5, 6]
+        .into_iter()
+        .filter_map(|n| table.get(n))
+        .map(|p| read_bank(source, p))
+        .collect();
+    let active_bank = choose_bank(&banks, bank)?;
+    let active = table.get(active_bank.partition).ok_or_else(|| {
+        Error::NoBootbank(format!("partition {} vanished", active_bank.partition))
+    })?;
+    let volume = Volume::open(source, active)?;
+    let mut modules = vec![];
+    let cfg_file = volume.find("boot.cfg")?;
+    modules.push(Module {
+        name: "boot.cfg".to_string(),
+        role: "config",
+        bytes: cfg_file.as_ref().map(|f| f.bytes),
+        present: cfg_file.is_some(),
+    });
+    if let Some(cfg) = banks
+        .iter()
+        .find(|b| b.partition == active_bank.partition)
+        .and_then(|b| b.boot_cfg.as_ref())
+    {
+        for (i, name) in cfg.files().enumerate() {
+            let file = volume.find(name)?;
+            modules.push(Module {
+                name: name.to_string(),
+                role: if i == 0 { "kernel" } else { "module" },
+                bytes: file.as_ref().map(|f| f.bytes),
+                present: file.is_some(),
+            });
+        }
+    }
+    let payload_bytes = modules.iter().filter_map(|m| m.bytes).sum();
+    Ok(Inventory {
+        schema: SCHEMA,
+        source: SourceInfo {
+            path: source.path().display().to_string(),
+            kind: source.kind(),
+            bytes: source.len(),
+            scheme: table.scheme,
+            disk_sectors: table.disk_sectors,
+        },
+        partitions,
+        boot,
+        banks,
+        active_bank,
+        modules,
+        payload_bytes,
+        boot_code: table.boot_code,
+    })
+}
+
+fn describe_partitions(source: &Source, table: &PartitionTable) -> Vec<PartitionInfo> {
+    table
+        .partitions
+        .iter()
+        .map(|p| {
+            let (fs, fs_error) = if p.kind.is_fat() {
+                match Volume::open(source, p).and_then(|v| v.info()) {
+                    Ok(info) => (Some(info), None),
+                    Err(e) => (None, Some(e.to_string())),
+                }
+            } else {
+                (None, None)
+            };
+            PartitionInfo {
+                partition: p.clone(),
+                type_name: p.kind.name(),
+                role: Role::of(table.scheme, p),
+                bytes: p.bytes(),
+                fs,
+                fs_error,
+            }
+        })
+        .collect()
+}
+
+fn boot_partition(
+    source: &Source,
+    table: &PartitionTable,
+    partitions: &[PartitionInfo],
+) -> Result<BootPartition> {
+    let number = match table.scheme {
+        Scheme::Mbr => 4,
+        Scheme::Gpt => 1,
+    };
+    let Some(info) = partitions.iter().find(|p| p.partition.number == number) else {
+        return Err(Error::NotEsxi(format!(
+            "there is no partition {number}, where ESXi keeps its boot partition"
+        )));
+    };
+    if let Some(e) = &info.fs_error {
+        return Err(Error::NotEsxi(format!(
+            "the boot partition is unreadable: {e}"
+        )));
+    }
+    let p = &info.partition;
+    let sector = source.read_sector(p.start, "the boot sector of the boot partition")?;
+    let boot_sector = BootSector::parse(&sector).map_err(|m| Error::Fat {
+        partition: number,
+        message: format!("the boot partition is not FAT: {m}"),
+    })?;
+    let used_sectors = boot_sector.used_sectors(source, p.start, number)?;
+    if used_sectors > p.sectors {
+        return Err(Error::Fat {
+            partition: number,
+            message: format!(
+                "files in the boot partition reach sector {used_sectors}, past its end ({} sectors)",
+                p.sectors
+            ),
+        });
+    }
+    Ok(BootPartition {
+        partition: number,
+        start: p.start,
+        sectors: p.sectors,
+        used_sectors,
+        boot_sector,
+    })
+}
+
+fn read_bank(source: &Source, p: &Partition) -> Bank {
+    let cfg = Volume::open(source, p).and_then(|v| match v.find("boot.cfg")? {
+        Some(f) => v.read_small(&f, bootcfg::MAX_BYTES).map(Some),
+        None => Ok(None),
+    });
+    let (boot_cfg, bootable, status) = match cfg {
+        Err(e) => (None, false, unprefixed(&e, p.number)),
+        Ok(None) => (None, false, "no boot.cfg (empty bank)".to_string()),
+        Ok(Some(bytes)) => match BootCfg::parse(&bytes) {
+            Err(e) => (None, false, e.to_string()),
+            Ok(cfg) => {
+                let state = cfg.bootstate.unwrap_or(0);
+                let status = match state {
+                    0 => "valid (bootstate=0)".to_string(),
+                    1 => "upgraded, first boot pending (bootstate=1)".to_string(),
+                    2 => "upgrade failed to boot (bootstate=2)".to_string(),
+                    3 => "marked empty (bootstate=3)".to_string(),
+                    n => format!("unknown bootstate={n}"),
+                };
+                (Some(cfg.clone()), cfg.bootable(), status)
+            }
+        },
+    };
+    Bank {
+        partition: p.number,
+        boot_cfg,
+        bootable,
+        status,
+    }
+}
+
+/// An error's message without the "partition N: " that the bank table
+/// already shows.
+fn unprefixed(e: &Error, number: u32) -> String {
+    let text = e.to_string();
+    text.strip_prefix(&format!("partition {number}: "))
+        .map(str::to_string)
+        .unwrap_or(text)
+}
+
+/// The active bank: the bootable one with the highest `updated=`, bank 5
+/// on a tie; or the one the user forced.
+fn choose_bank(banks: &[Bank], forced: Option<u32>) -> Result<ActiveBank> {
+    let summary = || {
+        banks
+            .iter()
+            .map(|b| format!("bank {}: {}", b.partition, b.status))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    if let Some(n) = forced {
+        let Some(bank) = banks.iter().find(|b| b.partition == n) else {
+            return Err(Error::NoBootbank(format!(
+                "--bank {n}: the image has no partition {n} (bootbanks are 5 and 6)"
+            )));
+        };
+        if bank.boot_cfg.is_none() {
+            return Err(Error::NoBootbank(format!("--bank {n}: {}", bank.status)));
+        }
+        return Ok(ActiveBank {
+            partition: n,
+            reason: format!("chosen with --bank {n} ({})", bank.status),
+        });
+    }
+    let bootable: Vec<&Bank> = banks.iter().filter(|b| b.bootable).collect();
+    let updated = |b: &Bank| b.boot_cfg.as_ref().and_then(|c| c.updated).unwrap_or(0);
+    let Some(best) = bootable
+        .iter()
+        .copied()
+        .max_by_key(|b| (updated(b), std::cmp::Reverse(b.partition)))
+    else {
+        return Err(Error::NoBootbank(if banks.is_empty() {
+            "the image has no partition 5 or 6".to_string()
+        } else {
+            summary()
+        }));
+    };
+    let reason = match bootable.as_slice() {
+        [_] => format!("the only bootable bank ({})", summary()),
+        _ => format!(
+            "highest updated={} among bootable banks ({})",
+            updated(best),
+            summary()
+        ),
+    };
+    Ok(ActiveBank {
+        partition: best.partition,
+        reason,
+    })
+}

@@ -1,0 +1,31 @@
+//! esxstick turns a VMware ESXi disk image into a minimal, bootable,
+//! verified USB stick.
+//!
+//! The pipeline, one module per stage:
+//!
+//! 1. [`source`]: the image, read-only with random access.
+//! 2. [`table`]: its partition table (MBR + EBR chain, or GPT).
+//! 3. [`bpb`], [`fat`], [`bootcfg`]: the on-disk structures inside it.
+//! 4. [`inventory`]: what the image holds — boot partition, bootbanks, the
+//!    active bank and its modules.
+//! 5. [`extract`]: the boot partition and bank files copied out, with sums.
+//!
+//! ```no_run
+//! let source = esxstick::source::Source::open("VMware-VMvisor-big.dd".as_ref())?;
+//! let inventory = esxstick::inventory::read(&source, None)?;
+//! println!("active bank: {}", inventory.active_bank.partition);
+//! # Ok::<(), esxstick::Error>(())
+//! ```
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod bootcfg;
+pub mod bpb;
+pub mod error;
+pub mod extract;
+pub mod fat;
+pub mod inventory;
+pub mod source;
+pub mod table;
+
+pub use error::{Error, Result};
