@@ -166,7 +166,7 @@ impl BootSector {
                 FatType::Fat12 => {
                     let o = n + n / 2;
                     let v = at(o) | (at(o + 1) << 8);
-                    if n % 2 == 0 {
+                    if n.is_multiple_of(2) {
                         v & 0xfff
                     } else {
                         v >> 4
