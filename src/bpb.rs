@@ -25,6 +25,16 @@ pub enum FatType {
     Fat32,
 }
 
+impl std::fmt::Display for FatType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FatType::Fat12 => "FAT12",
+            FatType::Fat16 => "FAT16",
+            FatType::Fat32 => "FAT32",
+        })
+    }
+}
+
 impl FatType {
     /// The FAT type that a volume with `clusters` data clusters has.
     pub fn from_clusters(clusters: u32) -> FatType {
@@ -61,7 +71,48 @@ pub struct BootSector {
     pub hidden_sectors: u32,
 }
 
+/// Root directory entries of a freshly formatted FAT12/16 volume.
+pub const ROOT_ENTRIES: u16 = 512;
+
 impl BootSector {
+    /// The boot sector that `fatfs::format_volume` writes for a volume of
+    /// `total_sectors` with `sectors_per_cluster` (two FATs, 512 root
+    /// entries), when that volume is FAT16; `None` when fatfs would make it
+    /// FAT12 or FAT32. Mirrors fatfs 0.3's geometry formula, so a plan can
+    /// state exactly what `write` will produce (and `write` checks it).
+    pub fn fat16_format(
+        total_sectors: u32,
+        sectors_per_cluster: u8,
+        heads: u16,
+        sectors_per_track: u16,
+        hidden_sectors: u32,
+    ) -> Option<BootSector> {
+        // fatfs tries FAT32 first: a volume that makes a valid FAT32 is FAT32.
+        if fatfs_clusters(total_sectors, sectors_per_cluster, 8, 0, 32)
+            .is_some_and(|(c, _)| c >= 65_525)
+        {
+            return None;
+        }
+        let root_sectors = (u32::from(ROOT_ENTRIES) * 32).div_ceil(SECTOR as u32);
+        let (clusters, sectors_per_fat) =
+            fatfs_clusters(total_sectors, sectors_per_cluster, 1, root_sectors, 16)?;
+        if FatType::from_clusters(clusters) != FatType::Fat16 {
+            return None;
+        }
+        Some(BootSector {
+            bytes_per_sector: SECTOR as u16,
+            sectors_per_cluster,
+            reserved_sectors: 1,
+            fats: 2,
+            root_entries: ROOT_ENTRIES,
+            total_sectors,
+            sectors_per_fat,
+            sectors_per_track,
+            heads,
+            hidden_sectors,
+        })
+    }
+
     /// Parses and sanity-checks a boot sector.
     pub fn parse(sector: &[u8; 512]) -> Result<BootSector, String> {
         if sector[510..512] != [0x55, 0xaa] {
@@ -140,6 +191,11 @@ impl BootSector {
         FatType::from_clusters(self.clusters())
     }
 
+    /// Bytes per cluster.
+    pub fn cluster_bytes(&self) -> u64 {
+        u64::from(self.sectors_per_cluster) * SECTOR
+    }
+
     /// The sectors from the volume start to the end of the last cluster in
     /// use: everything past this is free space.
     pub fn used_sectors(&self, source: &Source, volume_lba: u64, partition: u32) -> Result<u64> {
@@ -187,4 +243,25 @@ impl BootSector {
             None => self.first_data_sector(),
         })
     }
+}
+
+/// Clusters and sectors per FAT that fatfs 0.3 computes for a volume with
+/// two FATs (its `determine_sectors_per_fat` and `try_fs_geometry`).
+fn fatfs_clusters(
+    total_sectors: u32,
+    sectors_per_cluster: u8,
+    reserved: u32,
+    root_sectors: u32,
+    bits_per_entry: u64,
+) -> Option<(u32, u32)> {
+    let spc = u64::from(sectors_per_cluster);
+    if spc == 0 || u64::from(total_sectors) <= u64::from(reserved + root_sectors) + 8 {
+        return None;
+    }
+    let t0 = u64::from(total_sectors) - u64::from(reserved + root_sectors);
+    let t1 = t0 + 2 * spc;
+    let t2 = spc * SECTOR * 8 / bits_per_entry + 2;
+    let sectors_per_fat = t1.div_ceil(t2);
+    let data = t0.checked_sub(2 * sectors_per_fat)?;
+    Some(((data / spc) as u32, sectors_per_fat as u32))
 }

@@ -63,6 +63,18 @@ pub enum Error {
         names: Vec<String>,
     },
 
+    /// A layout file is unusable, or does not suit the image.
+    #[error("layout: {0}")]
+    Layout(String),
+
+    /// The plan does not fit the target.
+    #[error("does not fit: {0}")]
+    DoesNotFit(String),
+
+    /// A size given by the user cannot be understood.
+    #[error("{0}")]
+    BadSize(String),
+
     /// The output directory of `extract` holds files already.
     #[error("{} is not empty; choose an empty directory or pass --force to write into it", dir.display())]
     OutputNotEmpty {

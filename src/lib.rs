@@ -9,6 +9,8 @@
 //! 4. [`inventory`]: what the image holds — boot partition, bootbanks, the
 //!    active bank and its modules.
 //! 5. [`extract`]: the boot partition and bank files copied out, with sums.
+//! 6. [`layout`], [`plan`]: a layout family applied to a target size gives
+//!    the exact table, volumes and copies — plain data, printed by `plan`.
 //!
 //! ```no_run
 //! let source = esxstick::source::Source::open("VMware-VMvisor-big.dd".as_ref())?;
@@ -21,10 +23,14 @@
 
 pub mod bootcfg;
 pub mod bpb;
+pub mod device;
 pub mod error;
 pub mod extract;
 pub mod fat;
 pub mod inventory;
+pub mod layout;
+pub mod plan;
+pub mod size;
 pub mod source;
 pub mod table;
 

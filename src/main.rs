@@ -3,17 +3,25 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgGroup, Parser, Subcommand};
 use esxstick::error::exit;
 use esxstick::inventory::{self, Inventory};
-use esxstick::source::Source;
-use esxstick::{extract, Error};
+use esxstick::layout::{self, Layout};
+use esxstick::plan::{self, Payload, Plan};
+use esxstick::size::{group, human};
+use esxstick::source::{Source, SECTOR};
+use esxstick::table::Scheme;
+use esxstick::{device, extract, Error};
+use serde::Serialize;
 
 /// Turn a VMware ESXi 3.5/4.x/5+ disk image into a minimal, bootable,
 /// verified USB stick.
 ///
+/// Typical use: `esxstick inspect IMAGE`, then `esxstick plan IMAGE
+/// --size 64M` to see what a stick would hold.
+///
 /// Exit codes: 0 success; 1 verification failed; 2 bad input, bad usage,
-/// or the operation could not be carried out.
+/// or the operation could not be carried out (one line on stderr says why).
 #[derive(Parser)]
 #[command(version, about, long_about)]
 struct Cli {
@@ -21,10 +29,19 @@ struct Cli {
     command: Command,
 }
 
+/// Choosing the bank, shared by every command that reads an image.
+#[derive(clap::Args)]
+struct BankArg {
+    /// Use this bootbank (5 or 6) instead of the active one (the bootable
+    /// bank with the highest updated= in its boot.cfg).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(5..=6))]
+    bank: Option<u32>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Show what an ESXi image holds: partitions, bootbanks, the active
-    /// bank and why, and its modules.
+    /// bank and why, its modules, and the smallest stick that fits.
     ///
     /// Reads the image in place (nothing is mounted or written). Exits 2
     /// when the image is unusable, including when boot.cfg names a module
@@ -36,9 +53,8 @@ enum Command {
         /// documented in README.md).
         #[arg(long)]
         json: bool,
-        /// Use this bootbank (5 or 6) instead of the active one.
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(5..=6))]
-        bank: Option<u32>,
+        #[command(flatten)]
+        bank: BankArg,
     },
     /// Copy the boot partition (boot.img) and the active bootbank's files
     /// into DIR, with a SHA256SUMS that `sha256sum -c` accepts.
@@ -50,13 +66,66 @@ enum Command {
         source: PathBuf,
         /// Output directory; must be empty unless --force.
         dir: PathBuf,
-        /// Use this bootbank (5 or 6) instead of the active one.
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(5..=6))]
-        bank: Option<u32>,
+        #[command(flatten)]
+        bank: BankArg,
         /// Write into DIR even if it holds files (same names are replaced).
         #[arg(long)]
         force: bool,
     },
+    /// Compute the stick layout for a target size and print it: a dry
+    /// run that touches nothing.
+    ///
+    /// Prints the partition table, a to-scale disk map, the FAT parameters
+    /// of each volume, what is copied where, free space and headroom, and
+    /// the bytes `write` would write. When the image does not fit, exits 2
+    /// with how many bytes it needs.
+    #[command(group(ArgGroup::new("size-of").required(true).args(["target", "size"])))]
+    Plan {
+        /// ESXi disk image or block device.
+        source: PathBuf,
+        /// A block device or image file whose size is the target size.
+        target: Option<PathBuf>,
+        /// Target size: bytes, or with a unit — K/M/G (powers of 1024) or
+        /// KB/MB/GB (powers of 1000): 65273856, 64M, 64MB.
+        #[arg(long, value_name = "SIZE")]
+        size: Option<String>,
+        /// A built-in layout name (see `esxstick layouts`) or a layout file.
+        #[arg(long, value_name = "NAME|FILE", default_value = layout::DEFAULT)]
+        layout: String,
+        #[command(flatten)]
+        bank: BankArg,
+        /// Print the plan as JSON (schema "esxstick.plan/1", see README.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the built-in layouts with a line on each.
+    Layouts {
+        /// Print the list as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Appends one formatted line to a String (formatting into a String
+/// cannot fail).
+macro_rules! line {
+    ($out:expr) => {
+        $out.push('\n')
+    };
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+/// Writes text to stdout; a reader that went away (`| head`) is not an
+/// error worth reporting.
+fn emit(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
 }
 
 fn main() -> ExitCode {
@@ -70,15 +139,36 @@ fn main() -> ExitCode {
     }
 }
 
+/// `inspect --json`: the inventory plus the smallest target that fits.
+#[derive(Serialize)]
+struct InspectReport<'a> {
+    #[serde(flatten)]
+    inventory: &'a Inventory,
+    /// Smallest target for the default layout; null when the image is
+    /// incomplete or cannot fit any target.
+    smallest_target: Option<SmallestTarget>,
+}
+
+#[derive(Serialize)]
+struct SmallestTarget {
+    layout: String,
+    bytes: u64,
+}
+
 fn run(command: Command) -> Result<(), Error> {
     match command {
         Command::Inspect { source, json, bank } => {
             let source = Source::open(&source)?;
-            let inv = inventory::read(&source, bank)?;
+            let inv = inventory::read(&source, bank.bank)?;
+            let smallest = smallest_target(&inv);
             if json {
-                println!("{}", to_json(&inv));
+                let report = InspectReport {
+                    inventory: &inv,
+                    smallest_target: smallest,
+                };
+                emit(&to_json(&report));
             } else {
-                print_inventory(&inv);
+                emit(&render_inventory(&inv, smallest.as_ref()));
             }
             inv.check_complete()
         }
@@ -89,43 +179,103 @@ fn run(command: Command) -> Result<(), Error> {
             force,
         } => {
             let source = Source::open(&source)?;
-            let inv = inventory::read(&source, bank)?;
+            let inv = inventory::read(&source, bank.bank)?;
             let report = extract::extract(&source, &inv, &dir, force)?;
+            let mut out = String::new();
             for f in &report.files {
-                println!("{:>14}  {}", group(f.bytes), f.path);
+                line!(out, "{:>14}  {}", group(f.bytes), f.path);
             }
-            println!(
+            line!(
+                out,
                 "extracted {} files from bank {} into {} (checksums in {})",
                 report.files.len(),
                 report.bank,
                 report.dir.display(),
                 extract::SUMS
             );
+            emit(&out);
+            Ok(())
+        }
+        Command::Plan {
+            source,
+            target,
+            size,
+            layout,
+            bank,
+            json,
+        } => {
+            let layout = Layout::load(&layout)?;
+            let bytes = match (size, target) {
+                (Some(size), _) => esxstick::size::parse(&size).map_err(Error::BadSize)?,
+                (None, Some(target)) => device::size(&target)?,
+                (None, None) => unreachable!("clap requires --size or TARGET"),
+            };
+            let source = Source::open(&source)?;
+            let inv = inventory::read(&source, bank.bank)?;
+            let payload = Payload::from_inventory(&inv)?;
+            let plan = plan::plan(&payload, &layout, bytes / SECTOR)?;
+            if json {
+                emit(&to_json(&plan));
+            } else {
+                emit(&render_plan(&plan, bytes));
+            }
+            Ok(())
+        }
+        Command::Layouts { json } => {
+            let list = layout::builtin();
+            if json {
+                emit(&to_json(&list));
+            } else {
+                let mut out = String::new();
+                for l in list {
+                    let default = if l.name == layout::DEFAULT {
+                        " (default)"
+                    } else {
+                        ""
+                    };
+                    line!(out, "{:<16} {}{default}", l.name, l.description);
+                }
+                emit(&out);
+            }
             Ok(())
         }
     }
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> String {
-    // Serializing plain structs of strings and numbers cannot fail.
-    serde_json::to_string_pretty(value).unwrap_or_default()
+fn smallest_target(inv: &Inventory) -> Option<SmallestTarget> {
+    let layout_name = match inv.source.scheme {
+        Scheme::Mbr => layout::DEFAULT,
+        Scheme::Gpt => "gpt-minimal",
+    };
+    let layout = Layout::load(layout_name).ok()?;
+    let payload = Payload::from_inventory(inv).ok()?;
+    let sectors = plan::min_target_sectors(&payload, &layout).ok()?;
+    Some(SmallestTarget {
+        layout: layout.name,
+        bytes: sectors * SECTOR,
+    })
 }
 
-fn print_inventory(inv: &Inventory) {
+fn to_json<T: Serialize>(value: &T) -> String {
+    // Serializing plain structs of strings and numbers cannot fail.
+    serde_json::to_string_pretty(value).unwrap_or_default() + "\n"
+}
+
+fn render_inventory(inv: &Inventory, smallest: Option<&SmallestTarget>) -> String {
+    let mut out = String::new();
     let s = &inv.source;
-    println!(
+    line!(
+        out,
         "{}: {} ({} bytes), {} partition table, {} sectors",
         s.path,
         human(s.bytes),
         group(s.bytes),
-        match s.scheme {
-            esxstick::table::Scheme::Mbr => "MBR",
-            esxstick::table::Scheme::Gpt => "GPT",
-        },
+        scheme_name(s.scheme),
         group(s.disk_sectors)
     );
-    println!("\nPartitions (by entry number; not disk order):");
-    println!(
+    line!(out, "\nPartitions (by entry number; not disk order):");
+    line!(
+        out,
         "  {:>2}  {:<11} {:<20} {:>9} {:>9} {:>9} {:>10} {:>3}  {:<5} {:<11} {:<8} {:>10}",
         "#",
         "role",
@@ -145,7 +295,7 @@ fn print_inventory(inv: &Inventory) {
         let kind = format!("{} {}", short_code(&t.kind.code()), p.type_name);
         let (fs, label, id, used) = match &p.fs {
             Some(f) => (
-                format!("{:?}", f.fat_type).to_uppercase(),
+                f.fat_type.to_string(),
                 f.label.clone(),
                 f.volume_id.clone(),
                 human(f.used_bytes),
@@ -155,7 +305,8 @@ fn print_inventory(inv: &Inventory) {
             }
             None => Default::default(),
         };
-        println!(
+        line!(
+            out,
             "  {:>2}  {:<11} {:<20} {:>9} {:>9} {:>9} {:>10} {:>3}  {:<5} {:<11} {:<8} {:>10}",
             t.number,
             p.role.name(),
@@ -171,19 +322,20 @@ fn print_inventory(inv: &Inventory) {
             used
         );
         if let Some(e) = &p.fs_error {
-            println!("      ! {e}");
+            line!(out, "      ! {e}");
         }
     }
     let b = &inv.boot;
-    println!(
+    line!(
+        out,
         "\nBoot partition {}: {} sectors, files end at sector {} ({} in use); BPB hidden sectors {}",
         b.partition,
         b.sectors,
         b.used_sectors,
-        human(b.used_sectors * 512),
+        human(b.used_sectors * SECTOR),
         b.boot_sector.hidden_sectors
     );
-    println!("\nBootbanks:");
+    line!(out, "\nBootbanks:");
     for bank in &inv.banks {
         let build = bank
             .boot_cfg
@@ -196,23 +348,27 @@ fn print_inventory(inv: &Inventory) {
                 )
             })
             .unwrap_or_default();
-        println!("  {}  {:<45} {}", bank.partition, bank.status, build);
+        line!(out, "  {}  {:<45} {}", bank.partition, bank.status, build);
     }
-    println!(
+    line!(
+        out,
         "Active bank: {} — {}",
-        inv.active_bank.partition, inv.active_bank.reason
+        inv.active_bank.partition,
+        inv.active_bank.reason
     );
     if let Some(cfg) = inv.boot_cfg() {
-        println!(
+        line!(
+            out,
             "boot.cfg: kernel={} kernelopt={:?} modules={}",
             cfg.kernel,
             cfg.kernelopt,
             cfg.modules.len()
         );
     }
-    println!("\nFiles of bank {}:", inv.active_bank.partition);
+    line!(out, "\nFiles of bank {}:", inv.active_bank.partition);
     for m in &inv.modules {
-        println!(
+        line!(
+            out,
             "  {:<7} {:<16} {:>14}  {}",
             m.role,
             m.name,
@@ -221,44 +377,192 @@ fn print_inventory(inv: &Inventory) {
         );
     }
     let present = inv.modules.iter().filter(|m| m.present).count();
-    println!(
+    line!(
+        out,
         "Payload: {} bytes ({}) in {} files",
         group(inv.payload_bytes),
         human(inv.payload_bytes),
         present
     );
+    if let Some(t) = smallest {
+        line!(
+            out,
+            "Smallest target ({} layout): {} bytes ({}, a {} stick)",
+            t.layout,
+            group(t.bytes),
+            human(t.bytes),
+            esxstick::size::common_size_for(t.bytes)
+        );
+    }
+    out
+}
+
+fn scheme_name(scheme: Scheme) -> &'static str {
+    match scheme {
+        Scheme::Mbr => "MBR",
+        Scheme::Gpt => "GPT",
+    }
+}
+
+fn render_plan(plan: &Plan, bytes: u64) -> String {
+    let mut out = String::new();
+    line!(
+        out,
+        "Plan: layout {} ({}) on a target of {} bytes ({}, {} sectors), geometry {} heads x {} sectors/track",
+        plan.layout,
+        scheme_name(plan.scheme),
+        group(bytes),
+        human(bytes),
+        group(plan.target_sectors),
+        plan.heads,
+        plan.sectors_per_track
+    );
+    line!(
+        out,
+        "\n  {:>5}  {:<11} {:<9} {:>9} {:>9} {:>9} {:>10} {:>3}  {:<13} {:<13} {}",
+        "entry",
+        "role",
+        "type",
+        "start",
+        "end",
+        "sectors",
+        "size",
+        "act",
+        "CHS start",
+        "CHS end",
+        "EBR"
+    );
+    for p in &plan.partitions {
+        let chs = |c: [u32; 3]| format!("{}/{}/{}", c[0], c[1], c[2]);
+        line!(
+            out,
+            "  {:>5}  {:<11} {:<9} {:>9} {:>9} {:>9} {:>10} {:>3}  {:<13} {:<13} {}",
+            p.entry,
+            p.role,
+            short_code(&p.kind),
+            p.start,
+            p.end,
+            p.sectors,
+            human(p.sectors * SECTOR),
+            if p.active { "*" } else { "" },
+            chs(p.chs_start),
+            chs(p.chs_end),
+            p.ebr.map(|e| e.to_string()).unwrap_or_default()
+        );
+    }
+    line!(out, "\n  disk map: |{}|", disk_map(plan, 64));
+    line!(
+        out,
+        "            B boot, 5/6 bootbanks, e EBR/extended gap, . unpartitioned"
+    );
+
+    let b = &plan.boot;
+    line!(
+        out,
+        "\nBoot partition {}: copy {} sectors ({}, up to its last used cluster) from source sector {} to sector {}; partition {} sectors{}",
+        plan.partitions.iter().find(|p| p.role == "boot").map_or(0, |p| p.entry),
+        b.copy_sectors,
+        human(b.copy_sectors * SECTOR),
+        b.source_start,
+        b.target_start,
+        b.partition_sectors,
+        if b.trimmed { " (trimmed to its used extent)" } else { "" }
+    );
+    for patch in &b.bpb_patches {
+        line!(
+            out,
+            "  BPB patch: {} (offset 0x{:02x}) {} -> {}",
+            patch.field,
+            patch.offset,
+            patch.old,
+            patch.new
+        );
+    }
+    if let Some([first, last]) = b.bad_clusters {
+        line!(
+            out,
+            "  FAT: clusters {first}–{last} lie past the partition end and are marked bad"
+        );
+    }
+    for bank in &plan.banks {
+        let f = &bank.fat;
+        line!(
+        out,
+            "\nBank {}: new FAT16 \"{}\" volume ID {}: {} clusters of {}, {} sectors per FAT x {}, {} root entries",
+            bank.entry,
+            bank.label,
+            bank.volume_id,
+            group(u64::from(bank.clusters)),
+            human(bank.cluster_bytes),
+            f.sectors_per_fat,
+            f.fats,
+            f.root_entries
+        );
+        if bank.files.is_empty() {
+            line!(
+                out,
+                "  empty alternate bank; boot.cfg with bootstate=3 (not bootable)"
+            );
+        } else {
+            let total: u64 = bank.files.iter().map(|f| f.bytes).sum();
+            line!(
+                out,
+                "  copies {} files, {} bytes ({}) from the source bank",
+                bank.files.len(),
+                group(total),
+                human(total)
+            );
+        }
+        line!(
+            out,
+            "  free after copying: {} (headroom needed: {})",
+            human(bank.free_bytes),
+            human(bank.headroom_bytes)
+        );
+    }
+    line!(
+        out,
+        "\nUnpartitioned at the end: {} sectors ({})",
+        group(plan.unpartitioned_sectors),
+        human(plan.unpartitioned_sectors * SECTOR)
+    );
+    line!(
+        out,
+        "write would write {} bytes ({}), never the free space",
+        group(plan.write_bytes),
+        human(plan.write_bytes)
+    );
+    for note in &plan.notes {
+        line!(out, "note: {note}");
+    }
+    out
+}
+
+/// A one-line picture of the target, `width` cells to scale.
+fn disk_map(plan: &Plan, width: u64) -> String {
+    (0..width)
+        .map(|i| {
+            let lba = (2 * i + 1) * plan.target_sectors / (2 * width);
+            let hit = plan
+                .partitions
+                .iter()
+                .filter(|p| p.start <= lba && lba <= p.end);
+            let mut c = '.';
+            for p in hit {
+                c = match p.role {
+                    "boot" => 'B',
+                    "extended" if c == '.' => 'e',
+                    "bootbank" => '5',
+                    "altbootbank" => '6',
+                    _ => c,
+                };
+            }
+            c
+        })
+        .collect()
 }
 
 /// `0x04` for MBR types; GPT GUIDs shortened to their first group.
 fn short_code(code: &str) -> String {
     code.split('-').next().unwrap_or(code).to_string()
-}
-
-/// 55323877 → "55,323,877".
-fn group(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// 4194304 → "4.0 MiB".
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }

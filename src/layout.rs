@@ -1,0 +1,298 @@
+//! Layout families: how a stick is partitioned, as data. The files in
+//! `layouts/` are built into the binary; users may pass their own.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The layouts shipped in `layouts/`, in the order `esxstick layouts` lists them.
+const BUILTIN: [(&str, &str); 5] = [
+    ("esxi-native", include_str!("../layouts/esxi-native.toml")),
+    (
+        "vcritical-64mb",
+        include_str!("../layouts/vcritical-64mb.toml"),
+    ),
+    ("aligned-1m", include_str!("../layouts/aligned-1m.toml")),
+    ("dual-bank", include_str!("../layouts/dual-bank.toml")),
+    ("gpt-minimal", include_str!("../layouts/gpt-minimal.toml")),
+];
+
+/// The layout used when none is named.
+pub const DEFAULT: &str = "esxi-native";
+
+/// Largest layout file accepted.
+const MAX_FILE_BYTES: u64 = 64 * 1024;
+
+/// A partitioning scheme for the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetScheme {
+    /// MBR with boot partition in entry 4 and logical bootbanks.
+    Mbr,
+    /// GPT keeping ESXi 5+'s partition numbers.
+    Gpt,
+}
+
+/// How much of the source boot partition the stick's boot partition holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BootSize {
+    /// The source partition's full size.
+    Full,
+    /// Only up to the end of its last used cluster (at least `min_sectors`).
+    Used,
+    /// Full when the plan fits that way, otherwise trimmed as `used`.
+    Auto,
+}
+
+/// How large each bootbank is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BankSize {
+    /// As large as the source's bank when the device allows, else the rest.
+    Source,
+    /// All the rest of the device (shared equally among the banks).
+    Rest,
+}
+
+/// A layout family.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layout {
+    /// Short name, e.g. `esxi-native`.
+    pub name: String,
+    /// One line saying what the layout is for.
+    pub description: String,
+    /// MBR or GPT.
+    pub scheme: TargetScheme,
+    /// Disk geometry written to CHS fields and BPBs.
+    pub geometry: Geometry,
+    /// Partition placement rules.
+    pub alignment: Alignment,
+    /// The boot partition.
+    pub boot: BootRule,
+    /// Bootbank 5, filled from the source's active bank, and the
+    /// alternate bank 6.
+    pub banks: BankRule,
+}
+
+/// CHS geometry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Geometry {
+    /// Heads per cylinder (1–255).
+    pub heads: u16,
+    /// Sectors per track (1–63).
+    pub sectors_per_track: u16,
+}
+
+impl Geometry {
+    /// Sectors in one cylinder.
+    pub fn cylinder(&self) -> u64 {
+        u64::from(self.heads) * u64::from(self.sectors_per_track)
+    }
+}
+
+/// Where partitions may start and end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alignment {
+    /// Partition and extended-partition starts are multiples of this many
+    /// sectors (after any fixed boot start); 0 means one cylinder.
+    pub start: u64,
+    /// Partitions end just before a multiple of this many sectors, and the
+    /// usable disk ends at the last such multiple; 0 means one cylinder.
+    pub end: u64,
+    /// Sectors from an EBR (or a partition's aligned slot) to the logical
+    /// partition it describes; 0 means one track.
+    pub ebr_gap: u64,
+}
+
+/// The boot partition rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootRule {
+    /// Table entry (4 for MBR, 1 for GPT).
+    pub entry: u32,
+    /// Fixed first sector; when absent, the first aligned sector.
+    pub start: Option<u64>,
+    /// How much of the source partition to keep.
+    pub size: BootSize,
+    /// Least sectors of the source to keep when trimming.
+    #[serde(default)]
+    pub min_sectors: u64,
+}
+
+/// Whether the stick gets an alternate bank 6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Alternate {
+    /// Bank 5 only.
+    None,
+    /// An empty bank 6 (boot.cfg with bootstate=3) as large as bank 5.
+    Empty,
+    /// Like `empty`, when the device has room for it; else bank 5 only.
+    EmptyIfRoom,
+}
+
+/// The bootbank rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BankRule {
+    /// How large each bank is.
+    pub size: BankSize,
+    /// Whether to add an alternate bank 6.
+    pub alternate: Alternate,
+    /// Least free space left in bank 5, in bytes; the planner leaves at
+    /// least twice the size of state.tgz plus 1 MiB whatever this says.
+    #[serde(default)]
+    pub min_headroom: u64,
+}
+
+/// A layout's name and one-line description, for `esxstick layouts`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Name to pass to `--layout`.
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+}
+
+impl Layout {
+    /// Parses and checks a layout file's text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Layout> {
+        let layout: Layout = toml::from_str(text)
+            .map_err(|e| Error::Layout(format!("{origin}: {}", e.message())))?;
+        layout
+            .check()
+            .map_err(|m| Error::Layout(format!("{origin}: {m}")))?;
+        Ok(layout)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let g = self.geometry;
+        if !(1..=255).contains(&g.heads) || !(1..=63).contains(&g.sectors_per_track) {
+            return Err("geometry needs 1–255 heads and 1–63 sectors per track".into());
+        }
+        let a = self.alignment;
+        for (what, v) in [("start", a.start), ("end", a.end), ("ebr_gap", a.ebr_gap)] {
+            if v > 1 << 21 {
+                return Err(format!("alignment.{what} of {v} sectors is beyond 1 GiB"));
+            }
+        }
+        let boot_entry = match self.scheme {
+            TargetScheme::Mbr => 4,
+            TargetScheme::Gpt => 1,
+        };
+        if self.boot.entry != boot_entry {
+            return Err(format!(
+                "ESXi finds its partitions by number: the boot partition must be entry \
+                 {boot_entry} on {:?}",
+                self.scheme
+            ));
+        }
+        if self.boot.start.is_some_and(|s| s == 0 || s > 1 << 21) {
+            return Err("boot.start must be between 1 and 2097152".into());
+        }
+        if self.boot.min_sectors > 1 << 21 || self.banks.min_headroom > 1 << 40 {
+            return Err("boot.min_sectors or banks.min_headroom is absurdly large".into());
+        }
+        Ok(())
+    }
+
+    /// Finds a built-in layout by name, or reads a layout file by path.
+    pub fn load(name_or_path: &str) -> Result<Layout> {
+        if let Some((name, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+            return Layout::parse(text, name);
+        }
+        let path = Path::new(name_or_path);
+        if !path.exists() {
+            return Err(Error::Layout(format!(
+                "no layout named {name_or_path:?} and no such file (built-in layouts: {})",
+                BUILTIN.map(|(n, _)| n).join(", ")
+            )));
+        }
+        let open_err = |source| Error::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let len = std::fs::metadata(path).map_err(open_err)?.len();
+        if len > MAX_FILE_BYTES {
+            return Err(Error::Layout(format!(
+                "{name_or_path}: {len} bytes is too large for a layout file"
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(open_err)?;
+        Layout::parse(&text, name_or_path)
+    }
+
+    /// Sectors of start alignment (cylinder when set to 0).
+    pub fn start_unit(&self) -> u64 {
+        self.unit(self.alignment.start)
+    }
+
+    /// Sectors of end alignment (cylinder when set to 0).
+    pub fn end_unit(&self) -> u64 {
+        self.unit(self.alignment.end)
+    }
+
+    /// Sectors between an EBR and its logical partition (a track when 0).
+    pub fn ebr_gap(&self) -> u64 {
+        if self.alignment.ebr_gap == 0 {
+            u64::from(self.geometry.sectors_per_track)
+        } else {
+            self.alignment.ebr_gap
+        }
+    }
+
+    fn unit(&self, v: u64) -> u64 {
+        if v == 0 {
+            self.geometry.cylinder()
+        } else {
+            v
+        }
+    }
+}
+
+/// Every built-in layout with its description.
+pub fn builtin() -> Vec<Summary> {
+    BUILTIN
+        .iter()
+        .filter_map(|(name, text)| Layout::parse(text, name).ok())
+        .map(|l| Summary {
+            name: l.name,
+            description: l.description,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_layout_parses_under_its_own_name() {
+        for (name, text) in BUILTIN {
+            let layout = Layout::parse(text, name).unwrap();
+            assert_eq!(layout.name, name);
+        }
+        assert_eq!(builtin().len(), BUILTIN.len());
+    }
+
+    #[test]
+    fn bad_layouts_are_refused_with_a_reason() {
+        let good = include_str!("../layouts/esxi-native.toml");
+        let cases = [
+            (good.replace("entry = 4", "entry = 2"), "by number"),
+            (good.replace("heads = 64", "heads = 0"), "geometry"),
+            (format!("{good}\nsurprise = 1\n"), "unknown field"),
+            ("not toml at all [".to_string(), "x.toml"),
+        ];
+        for (text, needle) in cases {
+            let err = Layout::parse(&text, "x.toml").unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Byte sizes as users write them (`64M`, `64MB`, `65273856`) and as
+//! esxstick prints them.
+
+/// Parses a size: a plain number of bytes, or a number with a unit.
+/// `K`, `M`, `G`, `T` and `KiB`…`TiB` are powers of 1024; `KB`…`TB` are
+/// powers of 1000 (as printed on sticks). Case does not matter; `_` and
+/// `,` between digits are ignored.
+pub fn parse(text: &str) -> Result<u64, String> {
+    let cleaned: String = text
+        .trim()
+        .chars()
+        .filter(|c| !matches!(c, '_' | ','))
+        .collect();
+    let split = cleaned
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(cleaned.len());
+    let (number, unit) = cleaned.split_at(split);
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        other => {
+            return Err(format!(
+                "{text:?}: unknown unit {other:?} (use bytes, K/M/G/T for powers of 1024, or KB/MB/GB/TB)"
+            ))
+        }
+    };
+    let bad = || format!("{text:?} is not a size (examples: 65273856, 64M, 64MB, 1.5GiB)");
+    let bytes = match number.split_once('.') {
+        None => number
+            .parse::<u64>()
+            .map_err(|_| bad())?
+            .checked_mul(factor),
+        Some((whole, frac)) => {
+            let whole: u64 = if whole.is_empty() {
+                0
+            } else {
+                whole.parse().map_err(|_| bad())?
+            };
+            let digits = frac.len().min(9) as u32;
+            let frac: u64 = frac
+                .get(..digits as usize)
+                .unwrap_or("")
+                .parse()
+                .map_err(|_| bad())?;
+            let scale = 10u64.pow(digits);
+            whole
+                .checked_mul(factor)
+                .and_then(|w| w.checked_add(frac.checked_mul(factor)? / scale))
+        }
+    };
+    bytes.ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// 55323877 → "55,323,877".
+pub fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// 4194304 → "4.0 MiB".
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Nominal stick sizes, in decimal megabytes as printed on the package.
+const COMMON_MB: [u64; 12] = [
+    32, 64, 128, 256, 512, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000,
+];
+
+/// The smallest nominal stick size (e.g. "128 MB") holding `bytes`.
+pub fn common_size_for(bytes: u64) -> String {
+    match COMMON_MB.iter().find(|&&mb| mb * 1_000_000 >= bytes) {
+        Some(mb) if *mb >= 1_000 => format!("{} GB", mb / 1_000),
+        Some(mb) => format!("{mb} MB"),
+        None => format!("{} GB", bytes.div_ceil(1_000_000_000)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_forms() {
+        assert_eq!(parse("65273856"), Ok(65_273_856));
+        assert_eq!(parse("65,273,856"), Ok(65_273_856));
+        assert_eq!(parse("64M"), Ok(64 << 20));
+        assert_eq!(parse("64MiB"), Ok(64 << 20));
+        assert_eq!(parse("64MB"), Ok(64_000_000));
+        assert_eq!(parse("64 mb"), Ok(64_000_000));
+        assert_eq!(parse("1.5G"), Ok(3 << 29));
+        assert_eq!(parse("2GB"), Ok(2_000_000_000));
+        assert!(parse("64X").is_err());
+        assert!(parse("").is_err());
+        assert!(parse("-1").is_err());
+        assert!(parse("99999999999T").is_err());
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(group(65_273_856), "65,273,856");
+        assert_eq!(group(512), "512");
+        assert_eq!(human(4 << 20), "4.0 MiB");
+        assert_eq!(human(100), "100 B");
+        assert_eq!(common_size_for(67_108_864), "128 MB");
+        assert_eq!(common_size_for(64_000_000), "64 MB");
+        assert_eq!(common_size_for(1_500_000_000), "2 GB");
+    }
+}
