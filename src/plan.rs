@@ -336,7 +336,7 @@ fn attempt(
     };
     for &trim in boot_modes {
         for &count in bank_counts {
-            let placed = place(payload, layout, target, trim, count);
+            let placed = place(payload, layout, target, trim, count, min_bank);
             if placed.banks.iter().all(|&(_, n)| n >= min_bank) {
                 return Some((placed, trim));
             }
@@ -368,8 +368,16 @@ fn align_down(v: u64, unit: u64) -> u64 {
 }
 
 /// Where everything goes for one choice of boot trimming and bank count.
-/// Banks share what is left equally, each capped by the layout's rule.
-fn place(payload: &Payload, layout: &Layout, target: u64, trim: bool, count: usize) -> Placement {
+/// Banks share what is left equally, each capped by the layout's rule
+/// (but never below `min_bank`, what the payload needs).
+fn place(
+    payload: &Payload,
+    layout: &Layout,
+    target: u64,
+    trim: bool,
+    count: usize,
+    min_bank: u64,
+) -> Placement {
     let (first_free, tail) = match layout.scheme {
         TargetScheme::Mbr => (1, 0),
         TargetScheme::Gpt => (2 + GPT_RESERVED - 1, GPT_RESERVED),
@@ -395,11 +403,12 @@ fn place(payload: &Payload, layout: &Layout, target: u64, trim: bool, count: usi
         TargetScheme::Gpt => boot_end,
     };
     let cap = match layout.banks.size {
-        BankSize::Source => payload.bank_sectors,
+        BankSize::Source => payload.bank_sectors.max(min_bank),
         BankSize::Rest => u64::MAX,
     };
     let n = count.max(1) as u64;
     let share = limit.saturating_sub(ext_start + n * gap + (n - 1) * su) / n;
+    let max_fat16 = max_fat16_sectors();
     let mut banks = Vec::new();
     let mut slot = ext_start;
     for i in 0..count {
@@ -413,7 +422,11 @@ fn place(payload: &Payload, layout: &Layout, target: u64, trim: bool, count: usi
         } else {
             cap.min(share)
         };
-        let end = align_down(start.saturating_add(want).min(limit), eu).max(start);
+        // Round the wanted end up to the grid, but stay inside the disk and
+        // within what FAT16 can address.
+        let wanted_end = align_up(start.saturating_add(want).min(limit), eu);
+        let fat16_end = align_down(start + max_fat16, eu);
+        let end = wanted_end.min(fat16_end).min(limit).max(start);
         banks.push((start, end - start));
         slot = align_up(end, su);
     }
@@ -423,6 +436,23 @@ fn place(payload: &Payload, layout: &Layout, target: u64, trim: bool, count: usi
         ext_start,
         banks,
     }
+}
+
+/// The largest volume, in sectors, that can be FAT16 (65,524 clusters of
+/// 32 KiB, about 2 GiB); banks are never made larger.
+pub fn max_fat16_sectors() -> u64 {
+    let spc = *CLUSTER_SECTORS.last().unwrap_or(&64);
+    let is_fat16 = |n: u64| BootSector::fat16_format(n as u32, spc, 1, 1, 0).is_some();
+    let (mut lo, mut hi) = (1u64 << 20, 1u64 << 23); // FAT16 at lo, not at hi
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if is_fat16(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// The smallest FAT16 volume that holds the payload plus headroom.

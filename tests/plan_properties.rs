@@ -1,0 +1,237 @@
+//! Properties of the planner over random payloads, target sizes and
+//! layouts: every accepted plan is inside the device, non-overlapping,
+//! aligned as its layout says, with valid FAT16 volumes that hold the
+//! payload and its headroom; every refusal is genuine and tight.
+
+use esxstick::bpb::BootSector;
+use esxstick::layout::Layout;
+use esxstick::plan::{self, Payload, PayloadFile, Plan};
+use esxstick::table::Scheme;
+use esxstick::Error;
+use proptest::prelude::*;
+
+const MBR_LAYOUTS: [&str; 4] = ["esxi-native", "vcritical-64mb", "aligned-1m", "dual-bank"];
+
+fn payload(scheme: Scheme, used: u64, files: Vec<u64>) -> Payload {
+    let (start, sectors) = match scheme {
+        Scheme::Mbr => (32, 8160),
+        Scheme::Gpt => (64, 8128),
+    };
+    let boot_sector = BootSector::fat16_format(sectors as u32, 1, 64, 32, start as u32)
+        .expect("a 4 MiB FAT16 boot partition");
+    let first_data = boot_sector.first_data_sector();
+    let mut named: Vec<PayloadFile> = files
+        .into_iter()
+        .enumerate()
+        .map(|(i, bytes)| PayloadFile {
+            name: if i == 0 {
+                "state.tgz".into()
+            } else {
+                format!("mod{i}.gz")
+            },
+            bytes,
+        })
+        .collect();
+    named.push(PayloadFile {
+        name: "boot.cfg".into(),
+        bytes: 160,
+    });
+    Payload {
+        scheme,
+        boot_start: start,
+        boot_sectors: sectors,
+        boot_used_sectors: (first_data + used).min(sectors),
+        boot_sector,
+        bank: 5,
+        bank_sectors: 511_968,
+        label: "Hypervisor1".into(),
+        volume_id: 0x4A3F_12C0,
+        files: named,
+    }
+}
+
+/// An independent FAT16 check from the BPB alone: cluster count in the
+/// FAT16 range, FATs large enough for every cluster, volume = partition.
+fn check_fat16(plan: &Plan, entry: u32, sectors: u64) {
+    let bank = plan
+        .banks
+        .iter()
+        .find(|b| b.entry == entry)
+        .expect("bank in plan");
+    let f = &bank.fat;
+    assert_eq!(
+        u64::from(f.total_sectors),
+        sectors,
+        "bank {entry} volume fills its partition"
+    );
+    let meta = u64::from(f.reserved_sectors)
+        + u64::from(f.fats) * u64::from(f.sectors_per_fat)
+        + (u64::from(f.root_entries) * 32).div_ceil(512);
+    let clusters = (sectors - meta) / u64::from(f.sectors_per_cluster);
+    assert!(
+        (4085..=65524).contains(&clusters),
+        "bank {entry}: {clusters} clusters is not FAT16"
+    );
+    assert!(
+        u64::from(f.sectors_per_fat) * 256 >= clusters + 2,
+        "bank {entry}: FAT too small"
+    );
+    assert_eq!(u64::from(bank.clusters), clusters);
+    let capacity = clusters * bank.cluster_bytes;
+    assert!(bank.used_bytes + bank.free_bytes <= capacity);
+    let files_in_clusters: u64 = bank
+        .files
+        .iter()
+        .map(|f| f.bytes.div_ceil(bank.cluster_bytes) * bank.cluster_bytes)
+        .sum();
+    assert!(
+        bank.used_bytes >= files_in_clusters,
+        "bank {entry}: used bytes cover the files"
+    );
+    assert!(
+        bank.free_bytes >= bank.headroom_bytes,
+        "bank {entry}: headroom"
+    );
+}
+
+fn check_plan(plan: &Plan, layout: &Layout, payload: &Payload, target: u64) {
+    let gpt = plan.scheme == Scheme::Gpt;
+    let (first, last) = if gpt {
+        (34, target - 34)
+    } else {
+        (1, target - 1)
+    };
+    let (su, eu, gap) = (layout.start_unit(), layout.end_unit(), layout.ebr_gap());
+    for p in &plan.partitions {
+        assert!(
+            p.sectors > 0 && p.start >= first && p.end <= last,
+            "entry {} outside [{first}, {last}]",
+            p.entry
+        );
+        assert_eq!(p.end, p.start + p.sectors - 1);
+        assert_eq!(
+            (p.end + 1) % eu,
+            0,
+            "entry {} does not end on the {eu}-sector grid",
+            p.entry
+        );
+    }
+    let boot = plan
+        .partitions
+        .iter()
+        .find(|p| p.role == "boot")
+        .expect("boot partition");
+    assert_eq!(boot.entry, if gpt { 1 } else { 4 });
+    assert!(boot.active);
+    match layout.boot.start {
+        Some(s) => assert_eq!(boot.start, s),
+        None => assert_eq!(boot.start % su, 0),
+    }
+    let data: Vec<_> = plan
+        .partitions
+        .iter()
+        .filter(|p| p.role != "extended")
+        .collect();
+    for (i, a) in data.iter().enumerate() {
+        for b in &data[i + 1..] {
+            assert!(
+                a.end < b.start || b.end < a.start,
+                "entries {} and {} overlap",
+                a.entry,
+                b.entry
+            );
+        }
+    }
+    let banks: Vec<_> = plan.partitions.iter().filter(|p| p.entry >= 5).collect();
+    assert_eq!(banks.first().map(|b| b.entry), Some(5));
+    if let Some(ext) = plan.partitions.iter().find(|p| p.role == "extended") {
+        assert_eq!(ext.entry, 1);
+        assert_eq!(ext.start % su, 0, "extended start alignment");
+        assert!(ext.start > boot.end);
+        for b in &banks {
+            let ebr = b.ebr.expect("logical partitions have an EBR");
+            assert!(ebr >= ext.start && ebr < b.start && b.end <= ext.end);
+            assert_eq!(b.start - ebr, gap, "EBR gap");
+            assert_eq!(ebr % su, 0, "EBR slot alignment");
+            assert!(
+                data.iter().all(|d| ebr < d.start || ebr > d.end),
+                "EBR inside a partition"
+            );
+        }
+    } else {
+        assert!(gpt);
+        for b in &banks {
+            assert_eq!(b.start % su, 0, "GPT bank alignment");
+        }
+    }
+    for b in &banks {
+        check_fat16(plan, b.entry, b.sectors);
+    }
+    let bank5 = &plan.banks[0];
+    assert_eq!(bank5.files, payload.files, "bank 5 gets every file");
+    assert!(bank5.headroom_bytes >= 1 << 20);
+    // The boot partition holds everything in use, and the copy is that much.
+    assert!(boot.sectors >= payload.boot_used_sectors);
+    assert_eq!(plan.boot.copy_sectors, payload.boot_used_sectors);
+    if !plan.boot.trimmed {
+        assert!(
+            boot.sectors >= payload.boot_sectors,
+            "untrimmed boot partition lost sectors"
+        );
+    }
+    assert_eq!(
+        plan.boot.bad_clusters.is_some(),
+        u64::from(payload.boot_sector.total_sectors) > boot.sectors
+    );
+    if let Some([first_bad, last_bad]) = plan.boot.bad_clusters {
+        let bs = &payload.boot_sector;
+        let first_outside =
+            bs.first_data_sector() + u64::from(first_bad - 2) * u64::from(bs.sectors_per_cluster);
+        assert!(
+            first_outside + u64::from(bs.sectors_per_cluster) > boot.sectors,
+            "a bad cluster lies inside"
+        );
+        assert_eq!(last_bad, bs.clusters() + 1);
+        let used_end = payload.boot_used_sectors;
+        assert!(first_outside >= used_end, "a used cluster was marked bad");
+    }
+}
+
+fn layout_strategy() -> impl Strategy<Value = (Scheme, &'static str)> {
+    prop_oneof![
+        4 => proptest::sample::select(MBR_LAYOUTS.to_vec()).prop_map(|l| (Scheme::Mbr, l)),
+        1 => Just((Scheme::Gpt, "gpt-minimal")),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn accepted_plans_are_sound_and_refusals_are_tight(
+        (scheme, name) in layout_strategy(),
+        used in 1u64..8_000,
+        files in proptest::collection::vec(1u64..40_000_000, 1..12),
+        target_mib in 4u64..3_000,
+        extra_sectors in 0u64..2048,
+    ) {
+        let layout = Layout::load(name).unwrap();
+        let payload = payload(scheme, used, files);
+        let target = target_mib * 2048 + extra_sectors;
+        let needs = plan::min_target_sectors(&payload, &layout).unwrap();
+        match plan::plan(&payload, &layout, target) {
+            Ok(plan) => {
+                prop_assert!(target >= needs, "accepted below the minimum {needs}");
+                check_plan(&plan, &layout, &payload, target);
+            }
+            Err(Error::DoesNotFit(msg)) => {
+                prop_assert!(target < needs, "refused {target} though {needs} fits: {msg}");
+                let at_min = plan::plan(&payload, &layout, needs);
+                prop_assert!(at_min.is_ok(), "the named minimum {needs} is refused too");
+                check_plan(&at_min.unwrap(), &layout, &payload, needs);
+                prop_assert!(plan::plan(&payload, &layout, needs - 1).is_err(), "minimum not tight");
+            }
+            Err(e) => prop_assert!(false, "unexpected error: {e}"),
+        }
+    }
+}
