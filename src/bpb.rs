@@ -196,6 +196,51 @@ impl BootSector {
         u64::from(self.sectors_per_cluster) * SECTOR
     }
 
+    /// The byte range of FAT number `n` (0-based) within the volume.
+    pub fn fat_range(&self, n: u8) -> std::ops::Range<usize> {
+        let len = self.sectors_per_fat as usize * SECTOR as usize;
+        let start = self.reserved_sectors as usize * SECTOR as usize + n as usize * len;
+        start..start + len
+    }
+
+    /// Marks clusters `first..=last` bad in every FAT of `volume`, the
+    /// in-memory start of a FAT12/16 volume holding all its FATs. Returns
+    /// false (changing nothing) if the FATs are not all inside `volume` or
+    /// the volume is FAT32.
+    pub fn mark_bad(&self, volume: &mut [u8], first: u32, last: u32) -> bool {
+        let fat_type = self.fat_type();
+        if fat_type == FatType::Fat32 || self.fat_range(self.fats - 1).end > volume.len() {
+            return false;
+        }
+        for n in 0..self.fats {
+            let range = self.fat_range(n);
+            let fat = &mut volume[range];
+            for cluster in first..=last {
+                let c = cluster as usize;
+                match fat_type {
+                    FatType::Fat16 => {
+                        if let Some(entry) = fat.get_mut(2 * c..2 * c + 2) {
+                            entry.copy_from_slice(&0xfff7u16.to_le_bytes());
+                        }
+                    }
+                    _ => {
+                        let o = c + c / 2;
+                        if let Some([lo, hi]) = fat.get_mut(o..o + 2) {
+                            if c.is_multiple_of(2) {
+                                *lo = 0xf7;
+                                *hi = (*hi & 0xf0) | 0x0f;
+                            } else {
+                                *lo = (*lo & 0x0f) | 0x70;
+                                *hi = 0xff;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        true
+    }
+
     /// The sectors from the volume start to the end of the last cluster in
     /// use: everything past this is free space.
     pub fn used_sectors(&self, source: &Source, volume_lba: u64, partition: u32) -> Result<u64> {
@@ -216,25 +261,7 @@ impl BootSector {
         let mut fat = vec![0; fat_bytes as usize];
         let offset = (volume_lba + u64::from(self.reserved_sectors)) * SECTOR;
         source.read_at(offset, &mut fat, "the FAT of the boot partition")?;
-        let entry = |n: usize| -> u32 {
-            let at = |o: usize| u32::from(fat.get(o).copied().unwrap_or(0));
-            match fat_type {
-                FatType::Fat12 => {
-                    let o = n + n / 2;
-                    let v = at(o) | (at(o + 1) << 8);
-                    if n.is_multiple_of(2) {
-                        v & 0xfff
-                    } else {
-                        v >> 4
-                    }
-                }
-                FatType::Fat16 => at(2 * n) | (at(2 * n + 1) << 8),
-                FatType::Fat32 => {
-                    (at(4 * n) | at(4 * n + 1) << 8 | at(4 * n + 2) << 16 | at(4 * n + 3) << 24)
-                        & 0x0fff_ffff
-                }
-            }
-        };
+        let entry = |n: usize| fat_entry(&fat, fat_type, n as u32);
         let last_used = (2..entries as usize).rev().find(|&n| entry(n) != 0);
         Ok(match last_used {
             Some(n) => {
@@ -242,6 +269,27 @@ impl BootSector {
             }
             None => self.first_data_sector(),
         })
+    }
+}
+
+/// Entry `n` of a FAT of the given type (0 past the end of `fat`).
+pub fn fat_entry(fat: &[u8], fat_type: FatType, n: u32) -> u32 {
+    let n = n as usize;
+    let at = |o: usize| u32::from(fat.get(o).copied().unwrap_or(0));
+    match fat_type {
+        FatType::Fat12 => {
+            let v = at(n + n / 2) | (at(n + n / 2 + 1) << 8);
+            if n.is_multiple_of(2) {
+                v & 0xfff
+            } else {
+                v >> 4
+            }
+        }
+        FatType::Fat16 => at(2 * n) | (at(2 * n + 1) << 8),
+        FatType::Fat32 => {
+            (at(4 * n) | at(4 * n + 1) << 8 | at(4 * n + 2) << 16 | at(4 * n + 3) << 24)
+                & 0x0fff_ffff
+        }
     }
 }
 

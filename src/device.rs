@@ -1,18 +1,338 @@
-//! Targets: the block device or image file a stick is planned for.
+//! Targets: the block device or image file a stick is written to, opened
+//! so that the wrong disk is never written — whole disks only, nothing
+//! mounted, exclusive access, never the source — and described so that the
+//! user can confirm.
 
-use std::fs::File;
-use std::io::{Seek, SeekFrom};
-use std::path::Path;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Seek, SeekFrom};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::ioctl;
+use crate::size;
+use crate::source::{Source, SourceKind};
 
-/// The size in bytes of a block device or image file. (lseek to the end
-/// gives a block device's size just as BLKGETSIZE64 does.)
+/// Major number of Linux loop devices: virtual disks backed by a file.
+const LOOP_MAJOR: u32 = 7;
+
+/// The size in bytes of a block device or image file.
 pub fn size(path: &Path) -> Result<u64> {
     let open_err = |source| Error::Open {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = File::open(path).map_err(open_err)?;
-    file.seek(SeekFrom::End(0)).map_err(open_err)
+    let file = File::open(path).map_err(open_err)?;
+    file_size(&file).map_err(open_err)
+}
+
+fn file_size(file: &File) -> io::Result<u64> {
+    if file.metadata()?.file_type().is_block_device() {
+        ioctl::device_size(file)
+    } else {
+        Ok(file.metadata()?.len())
+    }
+}
+
+/// What kind of target this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetKind {
+    /// An image file that existed before.
+    ImageFile,
+    /// An image file esxstick created (no confirmation needed).
+    NewImageFile,
+    /// A whole-disk block device.
+    BlockDevice,
+}
+
+/// A target opened for writing, checked for safety.
+#[derive(Debug)]
+pub struct Target {
+    path: PathBuf,
+    file: File,
+    kind: TargetKind,
+    bytes: u64,
+    identity: (u64, u64),
+    description: String,
+}
+
+impl Target {
+    /// Opens `path` for writing a stick of `plan_bytes`.
+    ///
+    /// A missing path becomes a new sparse image file of `plan_bytes`. An
+    /// existing image file is extended to `plan_bytes` when shorter (at
+    /// [`Target::prepare`], after confirmation). A block device must be a
+    /// whole disk, unmounted, not the source, at least `plan_bytes`, and
+    /// removable unless `force` (loop devices count as removable).
+    pub fn open(path: &Path, plan_bytes: u64, source: &Source, force: bool) -> Result<Target> {
+        let refuse = |why: String| Error::Target {
+            path: path.to_path_buf(),
+            why,
+        };
+        let open_err = |source| Error::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let meta = match fs::metadata(path) {
+            Ok(meta) => Some(meta),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(open_err(e)),
+        };
+        let Some(meta) = meta else {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map_err(open_err)?;
+            file.set_len(plan_bytes).map_err(open_err)?;
+            let meta = file.metadata().map_err(open_err)?;
+            return Ok(Target {
+                path: path.to_path_buf(),
+                identity: (meta.dev(), meta.ino()),
+                description: format!(
+                    "{} (new image file, {})",
+                    path.display(),
+                    size::human(plan_bytes)
+                ),
+                file,
+                kind: TargetKind::NewImageFile,
+                bytes: plan_bytes,
+            });
+        };
+        let ft = meta.file_type();
+        if ft.is_file() {
+            if same_file(source, meta.dev(), meta.ino()) {
+                return Err(refuse("is the source image itself".into()));
+            }
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .map_err(open_err)?;
+            return Ok(Target {
+                path: path.to_path_buf(),
+                identity: (meta.dev(), meta.ino()),
+                description: format!(
+                    "{} (existing image file, {} bytes; its contents will be overwritten)",
+                    path.display(),
+                    size::group(meta.len())
+                ),
+                file,
+                kind: TargetKind::ImageFile,
+                bytes: meta.len().max(plan_bytes),
+            });
+        }
+        if !ft.is_block_device() {
+            return Err(refuse("is neither an image file nor a block device".into()));
+        }
+        let rdev = meta.rdev();
+        let sys = sysfs_dir(rdev);
+        if sys.join("partition").exists() {
+            return Err(refuse(
+                "is a partition; give the whole disk (e.g. /dev/sdb, not /dev/sdb1)".into(),
+            ));
+        }
+        if source.kind() == SourceKind::BlockDevice && source_rdev(source) == Some(rdev) {
+            return Err(refuse("is the source device itself".into()));
+        }
+        if let Some(backing) = read_sys(&sys.join("loop/backing_file")) {
+            if let Ok(b) = fs::metadata(&backing) {
+                if same_file(source, b.dev(), b.ino()) {
+                    return Err(refuse(format!(
+                        "is a loop device over the source image {backing}"
+                    )));
+                }
+            }
+        }
+        if let Some(mount) = mounted(rdev, &sys) {
+            return Err(refuse(format!("is mounted ({mount}); unmount it first")));
+        }
+        let is_loop = nix::sys::stat::major(rdev) == u64::from(LOOP_MAJOR);
+        let removable = read_sys(&sys.join("removable")).as_deref() == Some("1");
+        if !removable && !is_loop && !force {
+            return Err(refuse(
+                "is not a removable disk; if it really is the stick, pass --force".into(),
+            ));
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(nix::libc::O_EXCL)
+            .open(path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(nix::libc::EBUSY) => {
+                    refuse("is in use (a partition is mounted or held)".into())
+                }
+                _ => open_err(e),
+            })?;
+        let bytes = ioctl::device_size(&file).map_err(open_err)?;
+        if bytes < plan_bytes {
+            return Err(refuse(format!(
+                "has {} bytes, less than the {} the plan needs",
+                size::group(bytes),
+                size::group(plan_bytes)
+            )));
+        }
+        Ok(Target {
+            path: path.to_path_buf(),
+            identity: (rdev, 0),
+            description: describe_device(path, &sys, bytes),
+            file,
+            kind: TargetKind::BlockDevice,
+            bytes,
+        })
+    }
+
+    /// The path given.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Image file, new image file, or block device.
+    pub fn kind(&self) -> TargetKind {
+        self.kind
+    }
+
+    /// Size in bytes (after any extension).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Vendor, model, serial and size of a device; path and size of a file.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// Whether writing needs the user's confirmation: everything but a
+    /// file esxstick created itself.
+    pub fn needs_confirmation(&self) -> bool {
+        self.kind != TargetKind::NewImageFile
+    }
+
+    /// The open file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Checks, right before writing, that the path still names the device
+    /// or file that was opened and that its size is unchanged; extends a
+    /// short image file to the planned size.
+    pub fn prepare(&mut self, plan_bytes: u64) -> Result<()> {
+        let changed = |why: &str| Error::Target {
+            path: self.path.clone(),
+            why: format!("{why} since it was opened; nothing was written"),
+        };
+        let now = fs::metadata(&self.path).map_err(|_| changed("disappeared"))?;
+        let identity = if self.kind == TargetKind::BlockDevice {
+            (now.rdev(), 0)
+        } else {
+            (now.dev(), now.ino())
+        };
+        if identity != self.identity {
+            return Err(changed("names another device or file"));
+        }
+        if self.kind == TargetKind::BlockDevice {
+            let bytes = ioctl::device_size(&self.file).map_err(|_| changed("stopped answering"))?;
+            if bytes != self.bytes {
+                return Err(changed("changed size"));
+            }
+        } else {
+            let len = (&self.file)
+                .seek(SeekFrom::End(0))
+                .map_err(|_| changed("stopped answering"))?;
+            if len < plan_bytes {
+                self.file
+                    .set_len(plan_bytes)
+                    .map_err(|source| Error::Write {
+                        path: self.path.clone(),
+                        source,
+                    })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn same_file(source: &Source, dev: u64, ino: u64) -> bool {
+    fs::metadata(source.path()).is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+}
+
+fn source_rdev(source: &Source) -> Option<u64> {
+    fs::metadata(source.path()).ok().map(|m| m.rdev())
+}
+
+/// /sys/dev/block/MAJOR:MINOR for a device number.
+fn sysfs_dir(rdev: u64) -> PathBuf {
+    let (major, minor) = (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
+    PathBuf::from(format!("/sys/dev/block/{major}:{minor}"))
+}
+
+fn read_sys(path: &Path) -> Option<String> {
+    fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// Where the device or one of its partitions is mounted, if anywhere
+/// (from /proc/self/mountinfo, whose third field is MAJOR:MINOR).
+fn mounted(rdev: u64, sys: &Path) -> Option<String> {
+    let mut devs = vec![sys_dev_id(rdev)];
+    if let Ok(entries) = fs::read_dir(sys) {
+        for entry in entries.flatten() {
+            if entry.path().join("partition").exists() {
+                if let Some(dev) = read_sys(&entry.path().join("dev")) {
+                    devs.push(dev);
+                }
+            }
+        }
+    }
+    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        match (fields.get(2), fields.get(4)) {
+            (Some(dev), Some(at)) if devs.iter().any(|d| d == dev) => {
+                Some(format!("{dev} on {at}"))
+            }
+            _ => None,
+        }
+    })
+}
+
+fn sys_dev_id(rdev: u64) -> String {
+    format!(
+        "{}:{}",
+        nix::sys::stat::major(rdev),
+        nix::sys::stat::minor(rdev)
+    )
+}
+
+fn describe_device(path: &Path, sys: &Path, bytes: u64) -> String {
+    let field = |name: &str| read_sys(&sys.join("device").join(name));
+    let mut parts = Vec::new();
+    for name in ["vendor", "model"] {
+        if let Some(v) = field(name) {
+            parts.push(v);
+        }
+    }
+    if let Some(serial) = field("serial").or_else(|| read_sys(&sys.join("serial"))) {
+        parts.push(format!("serial {serial}"));
+    }
+    if let Some(backing) = read_sys(&sys.join("loop/backing_file")) {
+        parts.push(format!("loop device over {backing}"));
+    }
+    if parts.is_empty() {
+        parts.push("unknown model".into());
+    }
+    format!(
+        "{}: {}, {} bytes ({})",
+        path.display(),
+        parts.join(", "),
+        size::group(bytes),
+        size::human(bytes)
+    )
 }

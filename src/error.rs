@@ -75,6 +75,30 @@ pub enum Error {
     #[error("{0}")]
     BadSize(String),
 
+    /// The target may not be written, for the reason given.
+    #[error("refusing to write {}: {why}", path.display())]
+    Target {
+        /// The target path.
+        path: PathBuf,
+        /// Why not.
+        why: String,
+    },
+
+    /// Writing the stick failed part-way; it has no valid partition table.
+    #[error("writing {} stopped at {phase}: {cause}; the stick has no valid partition table — fix the cause and run write again", path.display())]
+    WriteFailed {
+        /// The target path.
+        path: PathBuf,
+        /// What was being written.
+        phase: String,
+        /// What went wrong.
+        cause: Box<Error>,
+    },
+
+    /// The stick does not match (or is damaged); the report says where.
+    #[error("verification failed: {0}")]
+    VerifyFailed(String),
+
     /// The output directory of `extract` holds files already.
     #[error("{} is not empty; choose an empty directory or pass --force to write into it", dir.display())]
     OutputNotEmpty {
@@ -99,6 +123,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub mod exit {
     /// Everything worked (and verified, where verification ran).
     pub const OK: i32 = 0;
+    /// A verification found a difference or damage.
+    pub const VERIFY_FAILED: i32 = 1;
     /// Bad input, bad usage, or the operation could not be carried out.
     pub const BAD_INPUT: i32 = 2;
 }
@@ -106,6 +132,9 @@ pub mod exit {
 impl Error {
     /// The exit code the command-line tool reports for this error.
     pub fn exit_code(&self) -> i32 {
-        exit::BAD_INPUT
+        match self {
+            Error::VerifyFailed(_) => exit::VERIFY_FAILED,
+            _ => exit::BAD_INPUT,
+        }
     }
 }

@@ -11,6 +11,9 @@
 //! 5. [`extract`]: the boot partition and bank files copied out, with sums.
 //! 6. [`layout`], [`plan`]: a layout family applied to a target size gives
 //!    the exact table, volumes and copies — plain data, printed by `plan`.
+//! 7. [`device`], [`write`]: the target opened safely and the plan carried
+//!    out, partition table last.
+//! 8. [`verify`] (with [`fsck`]): the stick read back and proven.
 //!
 //! ```no_run
 //! let source = esxstick::source::Source::open("VMware-VMvisor-big.dd".as_ref())?;
@@ -27,11 +30,16 @@ pub mod device;
 pub mod error;
 pub mod extract;
 pub mod fat;
+pub mod fsck;
 pub mod inventory;
+mod ioctl;
 pub mod layout;
 pub mod plan;
+pub mod progress;
 pub mod size;
 pub mod source;
 pub mod table;
+pub mod verify;
+pub mod write;
 
 pub use error::{Error, Result};

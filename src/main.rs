@@ -3,14 +3,20 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::io::IsTerminal;
+
 use clap::{ArgGroup, Parser, Subcommand};
+use esxstick::device::Target;
 use esxstick::error::exit;
 use esxstick::inventory::{self, Inventory};
 use esxstick::layout::{self, Layout};
 use esxstick::plan::{self, Payload, Plan};
+use esxstick::progress::Progress;
 use esxstick::size::{group, human};
 use esxstick::source::{Source, SECTOR};
 use esxstick::table::Scheme;
+use esxstick::verify::{self, VerifyReport};
+use esxstick::write::{self, WriteReport};
 use esxstick::{device, extract, Error};
 use serde::Serialize;
 
@@ -95,6 +101,75 @@ enum Command {
         #[command(flatten)]
         bank: BankArg,
         /// Print the plan as JSON (schema "esxstick.plan/1", see README.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a bootable stick: the plan that `plan` prints, carried out on
+    /// a block device or image file, then verified.
+    ///
+    /// TARGET is a whole disk (/dev/sdX, /dev/loopN) or an image file
+    /// (created, or extended, as a sparse file; give --size for a new
+    /// one). Before anything is written the target is checked: never a
+    /// partition, a mounted disk, the source itself, or a fixed disk
+    /// without --force; its vendor, model, size and serial are shown and
+    /// must be confirmed on a terminal unless --yes (without a terminal,
+    /// --yes is required). The old partition table is invalidated first
+    /// and the new one written last, so an interrupted write leaves a
+    /// stick without a valid table, never a half-valid one.
+    Write {
+        /// ESXi disk image or block device.
+        source: PathBuf,
+        /// The stick: a whole block device or an image file.
+        target: PathBuf,
+        /// A built-in layout name (see `esxstick layouts`) or a layout file.
+        #[arg(long, value_name = "NAME|FILE", default_value = layout::DEFAULT)]
+        layout: String,
+        /// Plan for this size instead of the target's (required for a new
+        /// image file): 64M, 64MB, 65273856.
+        #[arg(long, value_name = "SIZE")]
+        size: Option<String>,
+        #[command(flatten)]
+        bank: BankArg,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Allow a non-removable disk.
+        #[arg(long)]
+        force: bool,
+        /// Skip reading the stick back to verify it.
+        #[arg(long)]
+        no_verify: bool,
+        /// No progress bars.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Print only a final JSON report (schemas "esxstick.write/1" and
+        /// "esxstick.verify/1").
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read a stick back and prove it: against its source (--against), or
+    /// on its own.
+    ///
+    /// With --against: the partition table as planned, the boot partition
+    /// byte-equal to the source's (after the planned BPB patch), every
+    /// bank file SHA-256-equal to the source's, FATs consistent. The layout
+    /// is recognised from the stick's table unless --layout is given.
+    /// Without: a sane table, a boot sector and ldlinux.sys, consistent
+    /// FATs, every module boot.cfg names present, and every gzip module
+    /// complete with a correct CRC-32 and length. Reads bypass the page
+    /// cache. Exit 0 all good, 1 verification failed, 2 unusable input.
+    Verify {
+        /// The stick: a block device or image file.
+        target: PathBuf,
+        /// The ESXi image the stick was written from.
+        #[arg(long, value_name = "SOURCE")]
+        against: Option<PathBuf>,
+        /// The layout the stick was written with (default: recognised).
+        #[arg(long, value_name = "NAME|FILE", requires = "against")]
+        layout: Option<String>,
+        #[command(flatten)]
+        bank: BankArg,
+        /// Print the report as JSON (schema "esxstick.verify/1").
         #[arg(long)]
         json: bool,
     },
@@ -221,6 +296,88 @@ fn run(command: Command) -> Result<(), Error> {
             }
             Ok(())
         }
+        Command::Write {
+            source,
+            target,
+            layout,
+            size,
+            bank,
+            yes,
+            force,
+            no_verify,
+            quiet,
+            json,
+        } => {
+            let layout = Layout::load(&layout)?;
+            let bytes = match size {
+                Some(size) => esxstick::size::parse(&size).map_err(Error::BadSize)?,
+                None if target.exists() => device::size(&target)?,
+                None => {
+                    return Err(Error::Target {
+                        path: target,
+                        why: "does not exist; pass --size to create an image file of that size"
+                            .into(),
+                    })
+                }
+            };
+            let source = Source::open(&source)?;
+            let inv = inventory::read(&source, bank.bank)?;
+            let payload = Payload::from_inventory(&inv)?;
+            let plan = plan::plan(&payload, &layout, bytes / SECTOR)?;
+            if !json {
+                emit(&render_plan(&plan, bytes));
+            }
+            let mut target = Target::open(&target, plan.target_sectors * SECTOR, &source, force)?;
+            if target.needs_confirmation() && !yes {
+                confirm(&target)?;
+            }
+            let progress = Progress::new(!quiet && !json && std::io::stderr().is_terminal());
+            let mut report = write::write(&source, &inv, &plan, &mut target, &progress)?;
+            let verified = if no_verify {
+                None
+            } else {
+                let phase = progress.phase("verify", plan.write_bytes);
+                let stick = Source::open_uncached(target.path())?;
+                let result = verify::against(&stick, &source, &inv, &plan)?;
+                phase.inc(plan.write_bytes);
+                report.phases.push(phase.finish());
+                Some(result)
+            };
+            if json {
+                emit(&to_json(&WriteOutput {
+                    write: &report,
+                    verify: verified.as_ref(),
+                }));
+            } else {
+                emit(&render_write(&report, verified.as_ref()));
+            }
+            verified.map_or(Ok(()), verdict)
+        }
+        Command::Verify {
+            target,
+            against,
+            layout,
+            bank,
+            json,
+        } => {
+            let stick = Source::open_uncached(&target)?;
+            let report = match against {
+                None => verify::self_check(&stick)?,
+                Some(against) => {
+                    let source = Source::open(&against)?;
+                    let inv = inventory::read(&source, bank.bank)?;
+                    let payload = Payload::from_inventory(&inv)?;
+                    let plan = plan_of_stick(&stick, &payload, layout.as_deref())?;
+                    verify::against(&stick, &source, &inv, &plan)?
+                }
+            };
+            if json {
+                emit(&to_json(&report));
+            } else {
+                emit(&render_verify(&report));
+            }
+            verdict(report)
+        }
         Command::Layouts { json } => {
             let list = layout::builtin();
             if json {
@@ -240,6 +397,141 @@ fn run(command: Command) -> Result<(), Error> {
             Ok(())
         }
     }
+}
+
+/// `write --json`: what was written and how it verified.
+#[derive(Serialize)]
+struct WriteOutput<'a> {
+    write: &'a WriteReport,
+    verify: Option<&'a VerifyReport>,
+}
+
+/// Asks on the terminal before overwriting `target`; without a terminal
+/// there is no one to ask, so the answer is no.
+fn confirm(target: &Target) -> Result<(), Error> {
+    let refuse = |why: &str| Error::Target {
+        path: target.path().to_path_buf(),
+        why: why.to_string(),
+    };
+    if !std::io::stdin().is_terminal() {
+        return Err(refuse(
+            "needs confirmation and there is no terminal to ask; pass --yes",
+        ));
+    }
+    eprint!(
+        "esxstick will ERASE {}\nType yes to continue: ",
+        target.description()
+    );
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|_| refuse("could not read the confirmation"))?;
+    if answer.trim() == "yes" {
+        Ok(())
+    } else {
+        Err(refuse("not confirmed; nothing was written"))
+    }
+}
+
+/// The plan the stick was written with: the named layout, or the built-in
+/// layout whose table matches the stick's (the default if none does, so
+/// the report shows the differences).
+fn plan_of_stick(stick: &Source, payload: &Payload, layout: Option<&str>) -> Result<Plan, Error> {
+    let sectors = stick.len() / SECTOR;
+    if let Some(name) = layout {
+        return plan::plan(payload, &Layout::load(name)?, sectors);
+    }
+    let table = esxstick::table::read(stick).ok();
+    let mut fallback = None;
+    for summary in layout::builtin() {
+        let Ok(plan) = Layout::load(&summary.name).and_then(|l| plan::plan(payload, &l, sectors))
+        else {
+            continue;
+        };
+        let matches = table.as_ref().is_some_and(|t| {
+            t.partitions.len() == plan.partitions.len()
+                && plan
+                    .partitions
+                    .iter()
+                    .all(|p| t.get(p.entry) == Some(&write::as_partition(p)))
+        });
+        if matches {
+            return Ok(plan);
+        }
+        if fallback.is_none() {
+            fallback = Some(plan);
+        }
+    }
+    match fallback {
+        Some(plan) => Ok(plan),
+        None => plan::plan(payload, &Layout::load(layout::DEFAULT)?, sectors),
+    }
+}
+
+/// Exit status of a verification: failure names the failed items.
+fn verdict(report: VerifyReport) -> Result<(), Error> {
+    let failures = report.failures();
+    if failures.is_empty() {
+        return Ok(());
+    }
+    Err(Error::VerifyFailed(format!(
+        "{} of {} checks failed; first: {}",
+        failures.len(),
+        report.checks.len(),
+        failures.first().map(String::as_str).unwrap_or("")
+    )))
+}
+
+fn render_verify(report: &VerifyReport) -> String {
+    let mut out = String::new();
+    for c in &report.checks {
+        line!(
+            out,
+            "{} {}: {}",
+            if c.ok { "ok  " } else { "FAIL" },
+            c.item,
+            c.detail
+        );
+    }
+    let failed = report.checks.iter().filter(|c| !c.ok).count();
+    line!(
+        out,
+        "{} ({}{}): {} checks, {} failed",
+        if report.ok {
+            "verified"
+        } else {
+            "NOT verified"
+        },
+        report.mode,
+        report
+            .layout
+            .as_deref()
+            .map(|l| format!(", layout {l}"))
+            .unwrap_or_default(),
+        report.checks.len(),
+        failed
+    );
+    out
+}
+
+fn render_write(report: &WriteReport, verified: Option<&VerifyReport>) -> String {
+    let mut out = String::new();
+    let seconds: f64 = report.phases.iter().map(|p| p.seconds).sum();
+    line!(
+        out,
+        "\nwrote {} bytes ({}) to {} in {seconds:.1} s",
+        group(report.bytes_written),
+        human(report.bytes_written),
+        report.target
+    );
+    match verified {
+        Some(v) => out.push_str(&render_verify(v)),
+        None => line!(
+            out,
+            "not verified (--no-verify); run esxstick verify to check it"
+        ),
+    }
+    out
 }
 
 fn smallest_target(inv: &Inventory) -> Option<SmallestTarget> {

@@ -195,6 +195,32 @@ pub struct BpbPatch {
     pub new: u32,
 }
 
+impl BpbPatch {
+    /// Writes the new value into a boot sector.
+    pub fn apply(&self, sector: &mut [u8]) {
+        let bytes = self.new.to_le_bytes();
+        if let (Some(field), Some(value)) = (
+            sector.get_mut(self.offset..self.offset + self.width),
+            bytes.get(..self.width),
+        ) {
+            field.copy_from_slice(value);
+        }
+    }
+}
+
+impl BootCopy {
+    /// Turns the source's boot-partition extent into what the stick holds:
+    /// BPB fields patched, clusters past a trimmed end marked bad.
+    pub fn patch(&self, extent: &mut [u8], boot_sector: &BootSector) {
+        for patch in &self.bpb_patches {
+            patch.apply(extent);
+        }
+        if let Some([first, last]) = self.bad_clusters {
+            boot_sector.mark_bad(extent, first, last);
+        }
+    }
+}
+
 /// How the boot partition gets onto the stick.
 #[derive(Debug, Clone, Serialize)]
 pub struct BootCopy {
@@ -752,7 +778,7 @@ fn write_bytes(boot: &BootCopy, banks: &[BankPlan], partitions: &[PlannedPartiti
 
 /// CHS address of `lba` for the geometry, capped at cylinder 1023 as
 /// partition tables do for sectors CHS cannot reach.
-fn chs(lba: u64, heads: u16, sectors_per_track: u16) -> [u32; 3] {
+pub fn chs(lba: u64, heads: u16, sectors_per_track: u16) -> [u32; 3] {
     let (h, s) = (u64::from(heads), u64::from(sectors_per_track));
     let cylinder = lba / (h * s);
     if cylinder > 1023 {

@@ -62,6 +62,34 @@ impl Source {
         })
     }
 
+    /// Opens a stick for reading back what was written, bypassing caches
+    /// so that a lying cache cannot pass a bad stick: a block device's
+    /// buffers are flushed (BLKFLSBUF) and cached pages dropped
+    /// (posix_fadvise DONTNEED) before any read.
+    pub fn open_uncached(path: &Path) -> Result<Source> {
+        let source = Source::open(path)?;
+        if source.kind == SourceKind::BlockDevice {
+            crate::ioctl::flush_buffers(&source.file).map_err(|e| Error::Open {
+                path: path.to_path_buf(),
+                source: e,
+            })?;
+        }
+        // Pages still dirty are written first, then dropped: reads that
+        // follow come from the medium.
+        let _ = source.file.sync_all();
+        nix::fcntl::posix_fadvise(
+            &source.file,
+            0,
+            0,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+        )
+        .map_err(|e| Error::Open {
+            path: path.to_path_buf(),
+            source: e.into(),
+        })?;
+        Ok(source)
+    }
+
     /// The path the source was opened from.
     pub fn path(&self) -> &Path {
         &self.path

@@ -1,0 +1,204 @@
+//! A read-only consistency check of a FAT12/16 volume, by hand: fatfs
+//! reads volumes but does not check them, and keeps cluster numbers
+//! private. Checks that the FAT copies agree, every chain stays in range,
+//! ends properly and never loops, no cluster belongs to two files, every
+//! file's chain length matches its size, and no cluster is lost.
+
+use crate::bpb::{fat_entry, BootSector, FatType};
+use crate::error::Result;
+use crate::source::{Source, SECTOR};
+
+/// Deepest directory nesting followed.
+const MAX_DEPTH: usize = 8;
+/// Largest directory read (65,536 entries).
+const MAX_DIR_BYTES: u64 = 2 << 20;
+/// Most problems listed before the check stops reporting.
+const MAX_PROBLEMS: usize = 20;
+
+/// Checks the FAT volume at `start` (sectors) of `source`. Returns the
+/// problems found, each naming the file or cluster at fault; empty means
+/// consistent. Errors only when the volume cannot be read at all.
+pub fn check(source: &Source, start: u64, sectors: u64) -> Result<Vec<String>> {
+    let boot = source.read_sector(start, "a FAT boot sector")?;
+    let bs = match BootSector::parse(&boot) {
+        Ok(bs) => bs,
+        Err(why) => return Ok(vec![format!("boot sector: {why}")]),
+    };
+    if bs.fat_type() == FatType::Fat32 {
+        return Ok(vec!["FAT32 volumes are not checked".to_string()]);
+    }
+    if bs.first_data_sector() >= sectors {
+        return Ok(vec![format!(
+            "its metadata ({} sectors) does not fit the partition ({sectors} sectors)",
+            bs.first_data_sector()
+        )]);
+    }
+    let mut fats = Vec::new();
+    for n in 0..bs.fats {
+        let range = bs.fat_range(n);
+        let mut fat = vec![0; range.len()];
+        source.read_at(start * SECTOR + range.start as u64, &mut fat, "a FAT")?;
+        fats.push(fat);
+    }
+    let mut checker = Checker {
+        source,
+        start,
+        bs: &bs,
+        fat: fats.first().cloned().unwrap_or_default(),
+        owner: vec![false; bs.clusters() as usize + 2],
+        problems: Vec::new(),
+    };
+    if fats.windows(2).any(|w| w[0] != w[1]) {
+        checker.problem("the FAT copies differ".into());
+    }
+    let root_start =
+        start + u64::from(bs.reserved_sectors) + u64::from(bs.fats) * u64::from(bs.sectors_per_fat);
+    let mut root = vec![0; usize::from(bs.root_entries) * 32];
+    source.read_at(root_start * SECTOR, &mut root, "the root directory")?;
+    checker.directory(&root, "", 0)?;
+    checker.lost_clusters();
+    Ok(checker.problems)
+}
+
+struct Checker<'a> {
+    source: &'a Source,
+    start: u64,
+    bs: &'a BootSector,
+    fat: Vec<u8>,
+    owner: Vec<bool>,
+    problems: Vec<String>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, what: String) {
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(what);
+        }
+    }
+
+    fn entry(&self, cluster: u32) -> u32 {
+        fat_entry(&self.fat, self.bs.fat_type(), cluster)
+    }
+
+    fn end_of_chain(&self) -> u32 {
+        match self.bs.fat_type() {
+            FatType::Fat16 => 0xfff8,
+            _ => 0xff8,
+        }
+    }
+
+    /// Follows and claims the chain from `first`; the clusters in order.
+    fn chain(&mut self, first: u32, path: &str) -> Vec<u32> {
+        let (max, eoc) = (self.bs.clusters() + 1, self.end_of_chain());
+        let mut chain = Vec::new();
+        let mut cluster = first;
+        loop {
+            if !(2..=max).contains(&cluster) {
+                self.problem(format!("/{path}: cluster {cluster} is out of range"));
+                break;
+            }
+            if self.owner[cluster as usize] {
+                let what = if chain.contains(&cluster) {
+                    "loops at"
+                } else {
+                    "is cross-linked at"
+                };
+                self.problem(format!(
+                    "/{path}: its cluster chain {what} cluster {cluster}"
+                ));
+                break;
+            }
+            self.owner[cluster as usize] = true;
+            chain.push(cluster);
+            let next = self.entry(cluster);
+            if next >= eoc {
+                break;
+            }
+            if next == 0 || next == eoc - 1 {
+                let kind = if next == 0 { "a free" } else { "a bad" };
+                self.problem(format!(
+                    "/{path}: its chain runs into {kind} cluster after {cluster}"
+                ));
+                break;
+            }
+            cluster = next;
+        }
+        chain
+    }
+
+    fn directory(&mut self, data: &[u8], prefix: &str, depth: usize) -> Result<()> {
+        let cluster_bytes = self.bs.cluster_bytes();
+        for raw in data.chunks_exact(32) {
+            let (first_byte, attr) = (raw[0], raw[11]);
+            if first_byte == 0 {
+                break;
+            }
+            if first_byte == 0xe5 || attr == 0x0f || attr & 0x08 != 0 {
+                continue; // deleted, long-name part, volume label
+            }
+            let name = short_name(raw);
+            if name == "." || name == ".." {
+                continue;
+            }
+            let path = format!("{prefix}{name}");
+            let first = u32::from(u16::from_le_bytes([raw[26], raw[27]]));
+            let size = u64::from(u32::from_le_bytes([raw[28], raw[29], raw[30], raw[31]]));
+            let is_dir = attr & 0x10 != 0;
+            if first == 0 {
+                if size != 0 || is_dir {
+                    self.problem(format!("/{path}: has {size} bytes but no clusters"));
+                }
+                continue;
+            }
+            let chain = self.chain(first, &path);
+            if is_dir {
+                if depth >= MAX_DEPTH || chain.len() as u64 * cluster_bytes > MAX_DIR_BYTES {
+                    self.problem(format!("/{path}: directory too deep or too large"));
+                    continue;
+                }
+                let mut contents = vec![0; chain.len() * cluster_bytes as usize];
+                for (i, &c) in chain.iter().enumerate() {
+                    let sector = self.start
+                        + self.bs.first_data_sector()
+                        + u64::from(c - 2) * u64::from(self.bs.sectors_per_cluster);
+                    let slot =
+                        &mut contents[i * cluster_bytes as usize..(i + 1) * cluster_bytes as usize];
+                    self.source.read_at(sector * SECTOR, slot, "a directory")?;
+                }
+                self.directory(&contents, &format!("{path}/"), depth + 1)?;
+            } else if chain.len() as u64 != size.div_ceil(cluster_bytes) {
+                self.problem(format!(
+                    "/{path}: {size} bytes need {} clusters but its chain has {}",
+                    size.div_ceil(cluster_bytes),
+                    chain.len()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Clusters in use in the FAT that no file or directory owns.
+    fn lost_clusters(&mut self) {
+        let bad = self.end_of_chain() - 1;
+        let lost = (2..=self.bs.clusters() + 1)
+            .filter(|&c| {
+                let e = self.entry(c);
+                e != 0 && e != bad && !self.owner[c as usize]
+            })
+            .count();
+        if lost > 0 {
+            self.problem(format!("{lost} clusters are in use but belong to no file"));
+        }
+    }
+}
+
+/// "VMKBOOT GZ " → "VMKBOOT.GZ".
+fn short_name(raw: &[u8]) -> String {
+    let base = String::from_utf8_lossy(&raw[..8]).trim_end().to_string();
+    let ext = String::from_utf8_lossy(&raw[8..11]).trim_end().to_string();
+    if ext.is_empty() {
+        base
+    } else {
+        format!("{base}.{ext}")
+    }
+}

@@ -1,0 +1,35 @@
+//! The block-device ioctls esxstick needs — the only `unsafe` code in the
+//! crate. Each wrapper takes an open file and returns an `io::Result`.
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+
+// From <linux/fs.h>: _IOR(0x12, 114, size_t), _IO(0x12, 95), _IO(0x12, 97).
+nix::ioctl_read!(blkgetsize64, 0x12, 114, u64);
+nix::ioctl_none!(blkrrpart, 0x12, 95);
+nix::ioctl_none!(blkflsbuf, 0x12, 97);
+
+/// Size of a block device in bytes (BLKGETSIZE64).
+pub fn device_size(file: &File) -> io::Result<u64> {
+    let mut size = 0u64;
+    // SAFETY: the fd is open for the lifetime of `file`, and the kernel
+    // writes one u64 into `size`, which outlives the call.
+    unsafe { blkgetsize64(file.as_raw_fd(), &mut size) }.map_err(io::Error::from)?;
+    Ok(size)
+}
+
+/// Asks the kernel to re-read the partition table (BLKRRPART).
+pub fn reread_partitions(file: &File) -> io::Result<()> {
+    // SAFETY: BLKRRPART takes no argument; the fd is open.
+    unsafe { blkrrpart(file.as_raw_fd()) }.map_err(io::Error::from)?;
+    Ok(())
+}
+
+/// Drops the device's buffer cache (BLKFLSBUF), so reads hit the medium.
+pub fn flush_buffers(file: &File) -> io::Result<()> {
+    // SAFETY: BLKFLSBUF takes no argument; the fd is open.
+    unsafe { blkflsbuf(file.as_raw_fd()) }.map_err(io::Error::from)?;
+    Ok(())
+}

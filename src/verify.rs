@@ -1,0 +1,518 @@
+//! `verify`: read a stick back and prove it — against its source and plan,
+//! or, with no source at hand, by checking it is self-consistent and every
+//! module is intact.
+//!
+//! Every check becomes an item of the report; a damaged stick is a failed
+//! report (exit 1), never an error. Errors are for a source that cannot
+//! be read (exit 2).
+
+use std::io::{self, Write};
+
+use flate2::write::MultiGzDecoder;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::bpb::BootSector;
+use crate::error::Result;
+use crate::fat::{FileEntry, Volume};
+use crate::fsck;
+use crate::inventory::{self, Inventory};
+use crate::plan::{BankPlan, Plan};
+use crate::source::{Source, SECTOR};
+use crate::table;
+use crate::write::as_partition;
+
+/// Version of the JSON report `verify --json` prints.
+pub const SCHEMA: &str = "esxstick.verify/1";
+/// Compare buffer size.
+const CHUNK: usize = 1 << 20;
+
+/// One thing checked.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// What was checked: "partition table", "boot partition",
+    /// "bank 5: sys.vgz", …
+    pub item: String,
+    /// Whether it passed.
+    pub ok: bool,
+    /// What was found (where it differs, on failure).
+    pub detail: String,
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// [`SCHEMA`].
+    pub schema: &'static str,
+    /// `against-source` or `self-check`.
+    pub mode: &'static str,
+    /// The layout the stick was compared with (against a source).
+    pub layout: Option<String>,
+    /// Every check, in order.
+    pub checks: Vec<Check>,
+    /// Whether every check passed.
+    pub ok: bool,
+}
+
+impl VerifyReport {
+    fn new(mode: &'static str, layout: Option<String>) -> VerifyReport {
+        VerifyReport {
+            schema: SCHEMA,
+            mode,
+            layout,
+            checks: Vec::new(),
+            ok: true,
+        }
+    }
+
+    fn add(&mut self, item: impl Into<String>, ok: bool, detail: impl Into<String>) {
+        self.ok &= ok;
+        self.checks.push(Check {
+            item: item.into(),
+            ok,
+            detail: detail.into(),
+        });
+    }
+
+    /// The failed checks, as "item: detail".
+    pub fn failures(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{}: {}", c.item, c.detail))
+            .collect()
+    }
+}
+
+/// Verifies `stick` against the source it was written from: the table as
+/// planned, the boot partition's bytes (after the planned patch), each
+/// bank's boot sector, label and ID, every file's SHA-256, and FAT
+/// consistency.
+pub fn against(
+    stick: &Source,
+    source: &Source,
+    inv: &Inventory,
+    plan: &Plan,
+) -> Result<VerifyReport> {
+    let mut report = VerifyReport::new("against-source", Some(plan.layout.clone()));
+    check_table(stick, inv, plan, &mut report);
+    check_boot(stick, source, inv, plan, &mut report)?;
+    let from = inv
+        .partition(inv.active_bank.partition)
+        .map(|p| p.partition.clone());
+    let source_volume = match &from {
+        Some(p) => Some(Volume::open(source, p)?),
+        None => None,
+    };
+    for bank in &plan.banks {
+        check_bank(stick, source_volume.as_ref(), plan, bank, &mut report)?;
+    }
+    Ok(report)
+}
+
+fn check_table(stick: &Source, inv: &Inventory, plan: &Plan, report: &mut VerifyReport) {
+    let table = match table::read(stick) {
+        Ok(t) => t,
+        Err(e) => return report.add("partition table", false, e.to_string()),
+    };
+    let mut diffs = Vec::new();
+    for p in &plan.partitions {
+        let want = as_partition(p);
+        match table.get(p.entry) {
+            Some(got) if *got == want => {}
+            Some(got) => diffs.push(format!(
+                "entry {} is {} {}+{}{}, planned {} {}+{}{}",
+                p.entry,
+                got.kind.code(),
+                got.start,
+                got.sectors,
+                if got.active { " active" } else { "" },
+                want.kind.code(),
+                want.start,
+                want.sectors,
+                if want.active { " active" } else { "" }
+            )),
+            None => diffs.push(format!("entry {} is missing", p.entry)),
+        }
+    }
+    for got in &table.partitions {
+        if !plan.partitions.iter().any(|p| p.entry == got.number) {
+            diffs.push(format!("entry {} is not in the plan", got.number));
+        }
+    }
+    if table.boot_code != inv.boot_code {
+        diffs.push("the MBR boot code differs from the source's".into());
+    }
+    let detail = if diffs.is_empty() {
+        format!(
+            "{} entries as planned, source boot code",
+            plan.partitions.len()
+        )
+    } else {
+        diffs.join("; ")
+    };
+    report.add("partition table", diffs.is_empty(), detail);
+}
+
+fn check_boot(
+    stick: &Source,
+    source: &Source,
+    inv: &Inventory,
+    plan: &Plan,
+    report: &mut VerifyReport,
+) -> Result<()> {
+    let b = &plan.boot;
+    let total = b.copy_sectors * SECTOR;
+    let bs = &inv.boot.boot_sector;
+    let (from, to) = (b.source_start * SECTOR, b.target_start * SECTOR);
+    let mut want = vec![0; CHUNK];
+    let mut got = vec![0; CHUNK];
+    let mut offset = 0;
+    while offset < total {
+        let n = CHUNK.min((total - offset) as usize);
+        source.read_at(from + offset, &mut want[..n], "the boot partition")?;
+        if offset == 0 {
+            b.patch(&mut want[..n], bs);
+        }
+        if let Err(e) = stick.read_at(to + offset, &mut got[..n], "the stick's boot partition") {
+            report.add("boot partition", false, e.to_string());
+            return Ok(());
+        }
+        if let Some(i) = (0..n).find(|&i| want[i] != got[i]) {
+            let at = offset + i as u64;
+            report.add(
+                "boot partition",
+                false,
+                format!(
+                    "differs from the source at byte {at} (sector {} of the partition)",
+                    at / SECTOR
+                ),
+            );
+            return Ok(());
+        }
+        offset += n as u64;
+    }
+    report.add(
+        "boot partition",
+        true,
+        format!(
+            "{} sectors equal to the source (BPB patched as planned)",
+            b.copy_sectors
+        ),
+    );
+    fsck_item(
+        stick,
+        b.target_start,
+        b.partition_sectors,
+        "boot partition FAT",
+        report,
+    )
+}
+
+fn check_bank(
+    stick: &Source,
+    source_volume: Option<&Volume>,
+    plan: &Plan,
+    bank: &BankPlan,
+    report: &mut VerifyReport,
+) -> Result<()> {
+    let name = format!("bank {}", bank.entry);
+    let Some(planned) = plan.partitions.iter().find(|p| p.entry == bank.entry) else {
+        report.add(&name, false, "not in the plan's table");
+        return Ok(());
+    };
+    let part = as_partition(planned);
+    let bpb = stick
+        .read_sector(part.start, "the bank's boot sector")
+        .ok()
+        .and_then(|s| BootSector::parse(&s).ok());
+    match bpb {
+        Some(bs) if bs == bank.fat => report.add(format!("{name} boot sector"), true, "as planned"),
+        Some(bs) => report.add(
+            format!("{name} boot sector"),
+            false,
+            format!("{bs:?}, planned {:?}", bank.fat),
+        ),
+        None => report.add(
+            format!("{name} boot sector"),
+            false,
+            "not a FAT boot sector",
+        ),
+    }
+    let volume = match Volume::open(stick, &part) {
+        Ok(v) => v,
+        Err(e) => {
+            report.add(&name, false, e.to_string());
+            return Ok(());
+        }
+    };
+    match volume.info() {
+        Ok(info) if info.label == bank.label && info.volume_id == bank.volume_id => report.add(
+            format!("{name} label"),
+            true,
+            format!("{} {}", info.label, info.volume_id),
+        ),
+        Ok(info) => report.add(
+            format!("{name} label"),
+            false,
+            format!(
+                "{} {}, planned {} {}",
+                info.label, info.volume_id, bank.label, bank.volume_id
+            ),
+        ),
+        Err(e) => report.add(format!("{name} label"), false, e.to_string()),
+    }
+    let on_stick = match volume.files() {
+        Ok(files) => files,
+        Err(e) => {
+            report.add(format!("{name} files"), false, e.to_string());
+            return Ok(());
+        }
+    };
+    let mut expected: Vec<String> = bank.files.iter().map(|f| f.name.clone()).collect();
+    if let Some(text) = &bank.generated_boot_cfg {
+        expected.push("boot.cfg".into());
+        let item = format!("{name}: boot.cfg");
+        match on_stick
+            .iter()
+            .find(|f| f.path.eq_ignore_ascii_case("boot.cfg"))
+        {
+            Some(f) => match volume.read_small(f, crate::bootcfg::MAX_BYTES) {
+                Ok(bytes) if bytes == text.as_bytes() => report.add(item, true, "as generated"),
+                Ok(_) => report.add(item, false, "differs from the generated boot.cfg"),
+                Err(e) => report.add(item, false, e.to_string()),
+            },
+            None => report.add(item, false, "missing"),
+        }
+    }
+    for f in &bank.files {
+        let item = format!("{name}: {}", f.name);
+        let Some(got) = on_stick
+            .iter()
+            .find(|s| s.path.eq_ignore_ascii_case(&f.name))
+        else {
+            report.add(item, false, "missing on the stick");
+            continue;
+        };
+        let stick_hash = match hash_file(&volume, got) {
+            Ok(h) => h,
+            Err(e) => {
+                report.add(item, false, e.to_string());
+                continue;
+            }
+        };
+        let want = match source_volume.map(|v| v.find(&f.name)) {
+            Some(Ok(Some(entry))) => hash_file_source(source_volume, &entry)?,
+            _ => None,
+        };
+        match want {
+            Some(want) if want == stick_hash => report.add(item, true, format!("sha256 {want}")),
+            Some(want) => report.add(
+                item,
+                false,
+                format!("sha256 {stick_hash} on the stick, {want} in the source"),
+            ),
+            None => report.add(item, false, "not found in the source bank"),
+        }
+    }
+    for extra in on_stick
+        .iter()
+        .filter(|s| !expected.iter().any(|e| e.eq_ignore_ascii_case(&s.path)))
+    {
+        report.add(
+            format!("{name}: {}", extra.path),
+            false,
+            "on the stick but not in the plan",
+        );
+    }
+    fsck_item(
+        stick,
+        part.start,
+        part.sectors,
+        &format!("{name} FAT"),
+        report,
+    )
+}
+
+fn hash_file_source(volume: Option<&Volume>, entry: &FileEntry) -> Result<Option<String>> {
+    match volume {
+        Some(v) => Ok(Some(hash_file(v, entry)?)),
+        None => Ok(None),
+    }
+}
+
+fn hash_file(volume: &Volume, entry: &FileEntry) -> Result<String> {
+    let mut hasher = HashWriter(Sha256::new());
+    volume.copy_file(entry, &mut hasher)?;
+    Ok(format!("{:x}", hasher.0.finalize()))
+}
+
+struct HashWriter(Sha256);
+
+impl Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn fsck_item(
+    stick: &Source,
+    start: u64,
+    sectors: u64,
+    item: &str,
+    report: &mut VerifyReport,
+) -> Result<()> {
+    match fsck::check(stick, start, sectors) {
+        Ok(problems) if problems.is_empty() => report.add(item, true, "consistent"),
+        Ok(problems) => report.add(item, false, problems.join("; ")),
+        Err(e) => report.add(item, false, e.to_string()),
+    }
+    Ok(())
+}
+
+/// Checks a stick on its own: a sane table, a boot partition with a boot
+/// signature and ldlinux.sys, consistent FATs, a boot.cfg whose every
+/// module exists, and every gzip module complete with a correct CRC-32
+/// and length.
+pub fn self_check(stick: &Source) -> Result<VerifyReport> {
+    let mut report = VerifyReport::new("self-check", None);
+    let inv = match inventory::read(stick, None) {
+        Ok(inv) => inv,
+        Err(e) => {
+            report.add("stick", false, e.to_string());
+            return Ok(report);
+        }
+    };
+    report.add(
+        "partition table",
+        true,
+        format!("{} entries, in bounds, no overlaps", inv.partitions.len()),
+    );
+    report.add(
+        "boot partition",
+        true,
+        "FAT boot sector with signature 55 AA",
+    );
+    let boot = inv
+        .partition(inv.boot.partition)
+        .map(|p| p.partition.clone());
+    if let Some(boot) = &boot {
+        let ldlinux = Volume::open(stick, boot).and_then(|v| v.find("ldlinux.sys"));
+        match ldlinux {
+            Ok(Some(_)) => report.add("boot partition: ldlinux.sys", true, "present"),
+            Ok(None) => report.add(
+                "boot partition: ldlinux.sys",
+                false,
+                "missing: SYSLINUX cannot boot",
+            ),
+            Err(e) => report.add("boot partition: ldlinux.sys", false, e.to_string()),
+        }
+        fsck_item(
+            stick,
+            boot.start,
+            boot.sectors,
+            "boot partition FAT",
+            &mut report,
+        )?;
+    }
+    for bank in inv.banks.iter().filter(|b| b.boot_cfg.is_some()) {
+        if let Some(p) = inv.partition(bank.partition) {
+            let item = format!("bank {} FAT", bank.partition);
+            fsck_item(
+                stick,
+                p.partition.start,
+                p.partition.sectors,
+                &item,
+                &mut report,
+            )?;
+        }
+    }
+    let active = inv.active_bank.partition;
+    match inv.check_complete() {
+        Ok(()) => report.add(
+            format!("bank {active}: boot.cfg"),
+            true,
+            format!("names {} files, all present", inv.modules.len() - 1),
+        ),
+        Err(e) => report.add(format!("bank {active}: boot.cfg"), false, e.to_string()),
+    }
+    let Some(part) = inv.partition(active).map(|p| p.partition.clone()) else {
+        return Ok(report);
+    };
+    let volume = match Volume::open(stick, &part) {
+        Ok(v) => v,
+        Err(e) => {
+            report.add(format!("bank {active}"), false, e.to_string());
+            return Ok(report);
+        }
+    };
+    for m in inv
+        .modules
+        .iter()
+        .filter(|m| m.present && m.role != "config")
+    {
+        let item = format!("bank {active}: {}", m.name);
+        match volume.find(&m.name) {
+            Ok(Some(entry)) => match gzip_check(&volume, &entry) {
+                Ok(detail) => report.add(item, true, detail),
+                Err(detail) => report.add(item, false, detail),
+            },
+            Ok(None) => report.add(item, false, "missing"),
+            Err(e) => report.add(item, false, e.to_string()),
+        }
+    }
+    Ok(report)
+}
+
+/// Decompresses a gzip module to nowhere, checking each member's CRC-32
+/// and length; files that are not gzip are only read.
+fn gzip_check(volume: &Volume, entry: &FileEntry) -> std::result::Result<String, String> {
+    let mut sink = GzipSink {
+        head: Vec::new(),
+        decoder: MultiGzDecoder::new(io::sink()),
+        damage: None,
+    };
+    volume
+        .copy_file(entry, &mut sink)
+        .map_err(|e| e.to_string())?;
+    if sink.head.get(..2) != Some(&[0x1f, 0x8b][..]) {
+        return Ok("read in full (not gzip)".into());
+    }
+    if let Some(damage) = sink.damage {
+        return Err(format!("damaged gzip stream: {damage}"));
+    }
+    sink.decoder
+        .try_finish()
+        .map(|()| "gzip stream complete, CRC-32 and length correct".to_string())
+        .map_err(|e| format!("damaged gzip stream: {e}"))
+}
+
+/// Feeds a file to a gzip decoder, remembering the first damage found.
+struct GzipSink {
+    head: Vec<u8>,
+    decoder: MultiGzDecoder<io::Sink>,
+    damage: Option<String>,
+}
+
+impl Write for GzipSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.head.len() < 2 {
+            self.head.extend(buf.iter().take(2 - self.head.len()));
+        }
+        if self.damage.is_none() {
+            if let Err(e) = self.decoder.write_all(buf) {
+                self.damage = Some(e.to_string());
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

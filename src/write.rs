@@ -1,0 +1,485 @@
+//! `write`: carry out a plan on a target, in an order that never leaves a
+//! stick that looks valid but is not.
+//!
+//! 1. Invalidate: zero sector 0 (the MBR and its signature) and the GPT
+//!    areas at both ends; fsync.
+//! 2. Copy the boot partition's used extent, BPB patched as planned.
+//! 3. Format each bank with fatfs (label, volume ID) and stream the files.
+//! 4. fsync.
+//! 5. Write the EBRs, fsync, and only then the MBR with the source's boot
+//!    code; fsync; ask the kernel to re-read the table.
+//!
+//! Only what the stick needs is written — never the free space.
+
+use std::cell::Cell;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+
+use fscommon::StreamSlice;
+use serde::Serialize;
+
+use crate::bpb::BootSector;
+use crate::device::{Target, TargetKind};
+use crate::error::{Error, Result};
+use crate::fat::Volume;
+use crate::inventory::Inventory;
+use crate::ioctl;
+use crate::plan::{BankPlan, Plan, PlannedPartition};
+use crate::progress::{PhaseTime, Progress};
+use crate::source::{Source, SECTOR};
+use crate::table::{Partition, PartitionType, Scheme};
+
+/// Version of the JSON report `write --json` prints.
+pub const SCHEMA: &str = "esxstick.write/1";
+/// Sectors cleared at each end of the disk: a GPT header and its entries.
+const GPT_AREA: u64 = 33;
+/// Copy buffer size.
+const CHUNK: usize = 1 << 20;
+
+/// What `write` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct WriteReport {
+    /// [`SCHEMA`].
+    pub schema: &'static str,
+    /// The target as described to the user.
+    pub target: String,
+    /// The layout written.
+    pub layout: String,
+    /// Bytes the plan said would be written.
+    pub plan_write_bytes: u64,
+    /// Bytes actually passed to write calls on the target.
+    pub bytes_written: u64,
+    /// Time per phase.
+    pub phases: Vec<PhaseTime>,
+}
+
+/// Writes `plan` (made from `inv` of `source`) onto `target`.
+pub fn write(
+    source: &Source,
+    inv: &Inventory,
+    plan: &Plan,
+    target: &mut Target,
+    progress: &Progress,
+) -> Result<WriteReport> {
+    if plan.scheme == Scheme::Gpt {
+        return Err(Error::Layout(
+            "writing GPT layouts (ESXi 5+ sources) is not supported yet".into(),
+        ));
+    }
+    let plan_bytes = plan.target_sectors * SECTOR;
+    target.prepare(plan_bytes)?;
+    let written = Cell::new(0);
+    let disk = Disk {
+        file: target.file(),
+        pos: 0,
+        len: target.bytes(),
+        written: &written,
+    };
+    let fail = |phase: &str| {
+        let phase = phase.to_string();
+        let path = target.path().to_path_buf();
+        move |cause: Error| Error::WriteFailed {
+            path,
+            phase,
+            cause: Box::new(cause),
+        }
+    };
+    let io_fail = |phase: &str| {
+        let fail = fail(phase);
+        let path = target.path().to_path_buf();
+        move |source: io::Error| fail(Error::Write { path, source })
+    };
+    let mut phases = Vec::new();
+
+    let phase = progress.phase("prepare", 3 * GPT_AREA * SECTOR);
+    invalidate(&disk, target.bytes()).map_err(io_fail("invalidating the old partition table"))?;
+    phase.inc(3 * GPT_AREA * SECTOR);
+    phases.push(phase.finish());
+
+    let b = &plan.boot;
+    let phase = progress.phase("boot partition", b.copy_sectors * SECTOR);
+    copy_boot(source, inv, plan, &disk, &|n| phase.inc(n)).map_err(fail("the boot partition"))?;
+    phases.push(phase.finish());
+
+    let files: u64 = plan
+        .banks
+        .iter()
+        .flat_map(|b| &b.files)
+        .map(|f| f.bytes)
+        .sum();
+    let phase = progress.phase("modules", files);
+    for bank in &plan.banks {
+        write_bank(source, inv, plan, bank, &disk, &|n| phase.inc(n))
+            .map_err(fail(&format!("bank {}", bank.entry)))?;
+    }
+    disk.file.sync_all().map_err(io_fail("syncing the data"))?;
+    phases.push(phase.finish());
+
+    let phase = progress.phase("tables", SECTOR * plan.partitions.len() as u64);
+    write_tables(plan, inv, &disk).map_err(io_fail("the partition table"))?;
+    phase.inc(SECTOR * plan.partitions.len() as u64);
+    if target.kind() == TargetKind::BlockDevice {
+        // The stick is complete either way; a busy kernel re-reads later.
+        let _ = ioctl::reread_partitions(disk.file);
+    }
+    phases.push(phase.finish());
+
+    Ok(WriteReport {
+        schema: SCHEMA,
+        target: target.description().to_string(),
+        layout: plan.layout.clone(),
+        plan_write_bytes: plan.write_bytes,
+        bytes_written: written.get(),
+        phases,
+    })
+}
+
+/// Zeroes sector 0 and the GPT areas at both ends, then syncs: from here
+/// on the stick has no valid partition table until step 5.
+fn invalidate(disk: &Disk, bytes: u64) -> io::Result<()> {
+    let head = (GPT_AREA + 1) * SECTOR;
+    let zeros = vec![0; head as usize];
+    disk.write_at(&zeros, 0)?;
+    let tail_start = bytes.saturating_sub(GPT_AREA * SECTOR).max(head);
+    let tail_len = bytes.saturating_sub(tail_start) as usize;
+    disk.write_at(&zeros[..tail_len], tail_start)?;
+    disk.file.sync_all()
+}
+
+/// Copies the boot partition's used extent with its BPB patched: the
+/// metadata head is patched in memory, the rest streamed.
+fn copy_boot(
+    source: &Source,
+    inv: &Inventory,
+    plan: &Plan,
+    disk: &Disk,
+    done: &dyn Fn(u64),
+) -> Result<()> {
+    let b = &plan.boot;
+    let bs = &inv.boot.boot_sector;
+    let total = b.copy_sectors * SECTOR;
+    let head_len = (bs.first_data_sector() * SECTOR).min(total);
+    let (from, to) = (b.source_start * SECTOR, b.target_start * SECTOR);
+    let mut head = vec![0; head_len as usize];
+    source.read_at(from, &mut head, "the boot partition")?;
+    b.patch(&mut head, bs);
+    disk.write_at(&head, to).map_err(|e| disk.err(e))?;
+    done(head_len);
+    let mut buf = vec![0; CHUNK];
+    let mut offset = head_len;
+    while offset < total {
+        let n = CHUNK.min((total - offset) as usize);
+        source.read_at(from + offset, &mut buf[..n], "the boot partition")?;
+        disk.write_at(&buf[..n], to + offset)
+            .map_err(|e| disk.err(e))?;
+        offset += n as u64;
+        done(n as u64);
+    }
+    Ok(())
+}
+
+/// Formats one bank and copies its files (or writes the generated
+/// boot.cfg of an alternate bank).
+fn write_bank(
+    source: &Source,
+    inv: &Inventory,
+    plan: &Plan,
+    bank: &BankPlan,
+    disk: &Disk,
+    done: &dyn Fn(u64),
+) -> Result<()> {
+    let part = planned(plan, bank.entry)?;
+    let (start, end) = (part.start * SECTOR, (part.start + part.sectors) * SECTOR);
+    let slice = || StreamSlice::new(disk.at(0), start, end).map_err(|e| disk.err(e));
+    let mut label = [b' '; 11];
+    for (dst, src) in label.iter_mut().zip(bank.label.bytes()) {
+        *dst = src;
+    }
+    let volume_id = u32::from_str_radix(&bank.volume_id, 16).unwrap_or(0);
+    let options = fatfs::FormatVolumeOptions::new()
+        .fat_type(fatfs::FatType::Fat16)
+        .bytes_per_cluster(bank.cluster_bytes as u32)
+        .total_sectors(bank.fat.total_sectors)
+        .max_root_dir_entries(bank.fat.root_entries)
+        .fats(bank.fat.fats)
+        .heads(bank.fat.heads)
+        .sectors_per_track(bank.fat.sectors_per_track)
+        .volume_label(label)
+        .volume_id(volume_id);
+    fatfs::format_volume(slice()?, options).map_err(|e| disk.err(e))?;
+    // fatfs leaves hidden sectors at 0; it must say where the volume is.
+    let mut boot = [0u8; SECTOR as usize];
+    disk.read_at(&mut boot, start).map_err(|e| disk.err(e))?;
+    boot[0x1c..0x20].copy_from_slice(&bank.fat.hidden_sectors.to_le_bytes());
+    disk.write_at(&boot, start).map_err(|e| disk.err(e))?;
+    match BootSector::parse(&boot) {
+        Ok(bs) if bs == bank.fat => {}
+        other => {
+            return Err(Error::Fat {
+                partition: bank.entry,
+                message: format!("fatfs formatted {other:?}, not the planned {:?}", bank.fat),
+            })
+        }
+    }
+
+    let fs = fatfs::FileSystem::new(slice()?, fatfs::FsOptions::new()).map_err(|e| disk.err(e))?;
+    let root = fs.root_dir();
+    if let Some(text) = &bank.generated_boot_cfg {
+        let mut file = root.create_file("boot.cfg").map_err(|e| disk.err(e))?;
+        file.write_all(text.as_bytes()).map_err(|e| disk.err(e))?;
+    }
+    if !bank.files.is_empty() {
+        let from = inv.partition(inv.active_bank.partition).ok_or_else(|| {
+            Error::NoBootbank("the active bank vanished from the inventory".into())
+        })?;
+        let volume = Volume::open(source, &from.partition)?;
+        for f in &bank.files {
+            let entry = volume.find(&f.name)?.ok_or_else(|| Error::MissingModules {
+                partition: from.partition.number,
+                names: vec![f.name.clone()],
+            })?;
+            let mut out = root.create_file(&f.name).map_err(|e| disk.err(e))?;
+            out.truncate().map_err(|e| disk.err(e))?;
+            let mut counted = Counted {
+                inner: &mut out,
+                done,
+            };
+            volume
+                .copy_file(&entry, &mut counted)
+                .map_err(|e| match e {
+                    Error::Write { source, .. } => disk.err(source),
+                    other => other,
+                })?;
+            out.flush().map_err(|e| disk.err(e))?;
+        }
+    }
+    drop(root);
+    fs.unmount().map_err(|e| disk.err(e))
+}
+
+/// Writes the EBRs, syncs, then the MBR (the only thing that makes the
+/// stick's table valid), and syncs again.
+fn write_tables(plan: &Plan, inv: &Inventory, disk: &Disk) -> io::Result<()> {
+    let mut mbr = mbr_for(plan, inv);
+    let mut recorder = Recorder::default();
+    mbr.write_into(&mut recorder).map_err(|e| match e {
+        mbrman::Error::Io(e) => e,
+        other => io::Error::other(other.to_string()),
+    })?;
+    let (table, ebrs): (Vec<_>, Vec<_>) = recorder.chunks.into_iter().partition(|(at, _)| *at == 0);
+    for (at, bytes) in &ebrs {
+        disk.write_at(bytes, *at)?;
+    }
+    disk.file.sync_all()?;
+    for (at, bytes) in &table {
+        disk.write_at(bytes, *at)?;
+    }
+    disk.file.sync_all()
+}
+
+/// The mbrman table for a plan, with the source's boot code.
+fn mbr_for(plan: &Plan, inv: &Inventory) -> mbrman::MBR {
+    let chs = |c: [u32; 3]| mbrman::CHS::new(c[0] as u16, c[1] as u8, c[2] as u8);
+    let entry = |p: &PlannedPartition, start: u64| mbrman::MBRPartitionEntry {
+        boot: if p.active {
+            mbrman::BOOT_ACTIVE
+        } else {
+            mbrman::BOOT_INACTIVE
+        },
+        first_chs: chs(p.chs_start),
+        sys: u8::from_str_radix(p.kind.trim_start_matches("0x"), 16).unwrap_or(0),
+        last_chs: chs(p.chs_end),
+        starting_lba: start as u32,
+        sectors: p.sectors as u32,
+    };
+    let signature = plan
+        .banks
+        .first()
+        .and_then(|b| u32::from_str_radix(&b.volume_id, 16).ok())
+        .unwrap_or(0);
+    let mut header = mbrman::MBRHeader::new(signature.to_le_bytes());
+    for (dst, src) in header.bootstrap_code.iter_mut().zip(&inv.boot_code) {
+        *dst = *src;
+    }
+    let mut logical = Vec::new();
+    for p in &plan.partitions {
+        match p.entry {
+            1 => header.partition_1 = entry(p, p.start),
+            2 => header.partition_2 = entry(p, p.start),
+            3 => header.partition_3 = entry(p, p.start),
+            4 => header.partition_4 = entry(p, p.start),
+            _ => {
+                let ebr = p.ebr.unwrap_or(p.start);
+                logical.push(mbrman::LogicalPartition {
+                    partition: entry(p, p.start),
+                    absolute_ebr_lba: ebr as u32,
+                    ebr_sectors: Some((p.end + 1 - ebr) as u32),
+                    ebr_first_chs: chs(crate::plan::chs(ebr, plan.heads, plan.sectors_per_track)),
+                    ebr_last_chs: Some(chs(p.chs_end)),
+                    bootstrap_code: [0; 446],
+                });
+            }
+        }
+    }
+    mbrman::MBR {
+        sector_size: SECTOR as u32,
+        header,
+        logical_partitions: logical,
+        align: 1,
+        // Zero geometry: mbrman keeps the CHS values the plan computed.
+        cylinders: 0,
+        heads: 0,
+        sectors: 0,
+        disk_size: plan.target_sectors as u32,
+    }
+}
+
+fn planned(plan: &Plan, entry: u32) -> Result<&PlannedPartition> {
+    plan.partitions
+        .iter()
+        .find(|p| p.entry == entry)
+        .ok_or_else(|| {
+            Error::Layout(format!(
+                "the plan has a bank {entry} but no partition {entry}"
+            ))
+        })
+}
+
+/// A planned partition as the table module describes partitions.
+pub fn as_partition(p: &PlannedPartition) -> Partition {
+    let kind = match u8::from_str_radix(p.kind.trim_start_matches("0x"), 16) {
+        Ok(t) if p.kind.starts_with("0x") => PartitionType::Mbr(t),
+        _ => PartitionType::Gpt(p.kind.clone()),
+    };
+    Partition {
+        number: p.entry,
+        kind,
+        start: p.start,
+        sectors: p.sectors,
+        active: p.active,
+    }
+}
+
+/// The target seen as a device with its own position (positional I/O, so
+/// several views never disturb each other), counting bytes written.
+struct Disk<'a> {
+    file: &'a File,
+    pos: u64,
+    len: u64,
+    written: &'a Cell<u64>,
+}
+
+impl<'a> Disk<'a> {
+    fn at(&self, pos: u64) -> Disk<'a> {
+        Disk {
+            file: self.file,
+            pos,
+            len: self.len,
+            written: self.written,
+        }
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.file.write_all_at(buf, offset)?;
+        self.written.set(self.written.get() + buf.len() as u64);
+        Ok(())
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.file.read_exact_at(buf, offset)
+    }
+
+    fn err(&self, source: io::Error) -> Error {
+        Error::Write {
+            path: "the target".into(),
+            source,
+        }
+    }
+}
+
+impl Read for Disk<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Write for Disk<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write_at(buf, self.pos)?;
+        self.written.set(self.written.get() + n as u64);
+        self.pos += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for Disk<'_> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        let new = match pos {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+        };
+        self.pos =
+            new.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before start"))?;
+        Ok(self.pos)
+    }
+}
+
+/// Collects what mbrman writes, so the MBR can go last.
+#[derive(Default)]
+struct Recorder {
+    pos: u64,
+    chunks: Vec<(u64, Vec<u8>)>,
+}
+
+impl Write for Recorder {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.chunks.last_mut() {
+            Some((at, bytes)) if *at + bytes.len() as u64 == self.pos => {
+                bytes.extend_from_slice(buf)
+            }
+            _ => self.chunks.push((self.pos, buf.to_vec())),
+        }
+        self.pos += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for Recorder {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.pos = match pos {
+            SeekFrom::Start(n) => n,
+            _ => return Err(io::Error::new(io::ErrorKind::Unsupported, "relative seek")),
+        };
+        Ok(self.pos)
+    }
+}
+
+/// Counts bytes into a progress callback on the way to `inner`.
+struct Counted<'a, W: Write> {
+    inner: &'a mut W,
+    done: &'a dyn Fn(u64),
+}
+
+impl<W: Write> Write for Counted<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        (self.done)(n as u64);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
