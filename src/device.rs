@@ -131,32 +131,11 @@ impl Target {
         }
         let rdev = meta.rdev();
         let sys = sysfs_dir(rdev);
-        if sys.join("partition").exists() {
-            return Err(refuse(
-                "is a partition; give the whole disk (e.g. /dev/sdb, not /dev/sdb1)".into(),
-            ));
-        }
         if source.kind() == SourceKind::BlockDevice && source_rdev(source) == Some(rdev) {
             return Err(refuse("is the source device itself".into()));
         }
-        if let Some(backing) = read_sys(&sys.join("loop/backing_file")) {
-            if let Ok(b) = fs::metadata(&backing) {
-                if same_file(source, b.dev(), b.ino()) {
-                    return Err(refuse(format!(
-                        "is a loop device over the source image {backing}"
-                    )));
-                }
-            }
-        }
-        if let Some(mount) = mounted(rdev, &sys) {
-            return Err(refuse(format!("is mounted ({mount}); unmount it first")));
-        }
-        let is_loop = nix::sys::stat::major(rdev) == u64::from(LOOP_MAJOR);
-        let removable = read_sys(&sys.join("removable")).as_deref() == Some("1");
-        if !removable && !is_loop && !force {
-            return Err(refuse(
-                "is not a removable disk; if it really is the stick, pass --force".into(),
-            ));
+        if let Some(why) = device_refusal(&sys, rdev, source, force) {
+            return Err(refuse(why));
         }
         let file = OpenOptions::new()
             .read(true)
@@ -257,6 +236,30 @@ impl Target {
     }
 }
 
+/// Why the block device described by sysfs directory `sys` must not be
+/// written, if it must not: a partition, a loop device over the source, a
+/// mounted disk, or (without `force`) a fixed disk. Loop devices count as
+/// removable: they are files in disguise.
+fn device_refusal(sys: &Path, rdev: u64, source: &Source, force: bool) -> Option<String> {
+    if sys.join("partition").exists() {
+        return Some("is a partition; give the whole disk (e.g. /dev/sdb, not /dev/sdb1)".into());
+    }
+    if let Some(backing) = read_sys(&sys.join("loop/backing_file")) {
+        if fs::metadata(&backing).is_ok_and(|b| same_file(source, b.dev(), b.ino())) {
+            return Some(format!("is a loop device over the source image {backing}"));
+        }
+    }
+    if let Some(mount) = mounted(rdev, sys) {
+        return Some(format!("is mounted ({mount}); unmount it first"));
+    }
+    let is_loop = nix::sys::stat::major(rdev) == u64::from(LOOP_MAJOR);
+    let removable = read_sys(&sys.join("removable")).as_deref() == Some("1");
+    if !removable && !is_loop && !force {
+        return Some("is not a removable disk; if it really is the stick, pass --force".into());
+    }
+    None
+}
+
 fn same_file(source: &Source, dev: u64, ino: u64) -> bool {
     fs::metadata(source.path()).is_ok_and(|m| m.dev() == dev && m.ino() == ino)
 }
@@ -335,4 +338,64 @@ fn describe_device(path: &Path, sys: &Path, bytes: u64) -> String {
         size::group(bytes),
         size::human(bytes)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake /sys/dev/block/M:m directory holding `files`.
+    fn fake_sysfs(name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("esxstick-sysfs-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        for (file, text) in files {
+            let path = dir.join(file);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        }
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn any_source() -> Source {
+        Source::open(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("Cargo.toml")
+                .as_path(),
+        )
+        .unwrap()
+    }
+
+    // Device numbers no real mount uses: 250:77 (a disk), 7:77 (a loop).
+    const DISK: u64 = (250 << 8) | 77;
+    const LOOP: u64 = (7 << 8) | 77;
+
+    #[test]
+    fn partitions_are_refused_even_with_force() {
+        let sys = fake_sysfs("part", &[("partition", "1"), ("removable", "1")]);
+        let why = device_refusal(&sys, DISK, &any_source(), true).unwrap();
+        assert!(why.contains("is a partition"), "{why}");
+    }
+
+    #[test]
+    fn fixed_disks_need_force_removable_and_loop_do_not() {
+        let fixed = fake_sysfs("fixed", &[("removable", "0")]);
+        let why = device_refusal(&fixed, DISK, &any_source(), false).unwrap();
+        assert!(why.contains("not a removable disk"), "{why}");
+        assert_eq!(device_refusal(&fixed, DISK, &any_source(), true), None);
+        let stick = fake_sysfs("stick", &[("removable", "1")]);
+        assert_eq!(device_refusal(&stick, DISK, &any_source(), false), None);
+        let lo = fake_sysfs("loop", &[("removable", "0")]);
+        assert_eq!(device_refusal(&lo, LOOP, &any_source(), false), None);
+    }
+
+    #[test]
+    fn a_loop_device_over_the_source_is_refused() {
+        let source = any_source();
+        let backing = source.path().display().to_string();
+        let sys = fake_sysfs("backing", &[("loop/backing_file", &backing)]);
+        let why = device_refusal(&sys, LOOP, &source, true).unwrap();
+        assert!(why.contains("over the source"), "{why}");
+    }
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::bootcfg::{self, BootCfg};
 use crate::bpb::BootSector;
 use crate::error::{Error, Result};
-use crate::fat::{FsInfo, Volume};
+use crate::fat::{FileEntry, FsInfo, Volume};
 use crate::source::{Source, SourceKind};
 use crate::table::{self, Partition, PartitionTable, Scheme};
 
@@ -163,6 +163,9 @@ pub struct Inventory {
     pub modules: Vec<Module>,
     /// Bytes of boot.cfg plus every module present.
     pub payload_bytes: u64,
+    /// Every file of the active bank (modules, boot.cfg, and anything
+    /// else it holds), with paths relative to the bank root.
+    pub files: Vec<FileEntry>,
     /// The 440 bytes of MBR boot code.
     #[serde(skip)]
     pub boot_code: Vec<u8>,
@@ -245,6 +248,7 @@ pub fn read(source: &Source, bank: Option<u32>) -> Result<Inventory> {
         }
     }
     let payload_bytes = modules.iter().filter_map(|m| m.bytes).sum();
+    let files = volume.files()?;
     Ok(Inventory {
         schema: SCHEMA,
         source: SourceInfo {
@@ -260,6 +264,7 @@ pub fn read(source: &Source, bank: Option<u32>) -> Result<Inventory> {
         active_bank,
         modules,
         payload_bytes,
+        files,
         boot_code: table.boot_code,
     })
 }

@@ -52,14 +52,15 @@ pub struct Payload {
     pub label: String,
     /// The active bank's volume ID.
     pub volume_id: u32,
-    /// boot.cfg and every module, with sizes.
+    /// Every file of the bank (boot.cfg, the modules and anything else),
+    /// with sizes.
     pub files: Vec<PayloadFile>,
 }
 
 /// A file to copy into the new bank.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PayloadFile {
-    /// File name in the bank.
+    /// Path in the bank, `/`-separated, without a leading `/`.
     pub name: String,
     /// Size in bytes.
     pub bytes: u64,
@@ -91,13 +92,11 @@ impl Payload {
             label: fs.label.clone(),
             volume_id: u32::from_str_radix(&fs.volume_id, 16).unwrap_or(0),
             files: inv
-                .modules
+                .files
                 .iter()
-                .filter_map(|m| {
-                    m.bytes.map(|bytes| PayloadFile {
-                        name: m.name.clone(),
-                        bytes,
-                    })
+                .map(|f| PayloadFile {
+                    name: f.path.clone(),
+                    bytes: f.bytes,
                 })
                 .collect(),
         })

@@ -301,9 +301,13 @@ fn check_bank(
                 continue;
             }
         };
-        let want = match source_volume.map(|v| v.find(&f.name)) {
-            Some(Ok(Some(entry))) => hash_file_source(source_volume, &entry)?,
-            _ => None,
+        let entry = FileEntry {
+            path: f.name.clone(),
+            bytes: f.bytes,
+        };
+        let want = match source_volume {
+            Some(v) => Some(hash_file(v, &entry)?),
+            None => None,
         };
         match want {
             Some(want) if want == stick_hash => report.add(item, true, format!("sha256 {want}")),
@@ -332,13 +336,6 @@ fn check_bank(
         &format!("{name} FAT"),
         report,
     )
-}
-
-fn hash_file_source(volume: Option<&Volume>, entry: &FileEntry) -> Result<Option<String>> {
-    match volume {
-        Some(v) => Ok(Some(hash_file(v, entry)?)),
-        None => Ok(None),
-    }
 }
 
 fn hash_file(volume: &Volume, entry: &FileEntry) -> Result<String> {

@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::bpb::BootSector;
 use crate::device::{Target, TargetKind};
 use crate::error::{Error, Result};
-use crate::fat::Volume;
+use crate::fat::{FileEntry, Volume};
 use crate::inventory::Inventory;
 use crate::ioctl;
 use crate::plan::{BankPlan, Plan, PlannedPartition};
@@ -235,15 +235,23 @@ fn write_bank(
         })?;
         let volume = Volume::open(source, &from.partition)?;
         for f in &bank.files {
-            let entry = volume.find(&f.name)?.ok_or_else(|| Error::MissingModules {
-                partition: from.partition.number,
-                names: vec![f.name.clone()],
-            })?;
-            let mut out = root.create_file(&f.name).map_err(|e| disk.err(e))?;
+            let (dir, name) = match f.name.rsplit_once('/') {
+                Some((dir, name)) => (Some(dir), name),
+                None => (None, f.name.as_str()),
+            };
+            let parent = match dir {
+                Some(dir) => create_dirs(&root, dir).map_err(|e| disk.err(e))?,
+                None => root.clone(),
+            };
+            let mut out = parent.create_file(name).map_err(|e| disk.err(e))?;
             out.truncate().map_err(|e| disk.err(e))?;
             let mut counted = Counted {
                 inner: &mut out,
                 done,
+            };
+            let entry = FileEntry {
+                path: f.name.clone(),
+                bytes: f.bytes,
             };
             volume
                 .copy_file(&entry, &mut counted)
@@ -256,6 +264,18 @@ fn write_bank(
     }
     drop(root);
     fs.unmount().map_err(|e| disk.err(e))
+}
+
+/// Opens (creating as needed) the directory `path` below `root`.
+fn create_dirs<'a, T: fatfs::ReadWriteSeek>(
+    root: &fatfs::Dir<'a, T>,
+    path: &str,
+) -> io::Result<fatfs::Dir<'a, T>> {
+    let mut dir = root.clone();
+    for part in path.split('/') {
+        dir = dir.create_dir(part)?;
+    }
+    Ok(dir)
 }
 
 /// Writes the EBRs, syncs, then the MBR (the only thing that makes the

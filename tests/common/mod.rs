@@ -129,3 +129,97 @@ pub fn assert_refused(out: &Output, needle: &str) {
     );
     assert!(err.contains(needle), "expected {needle:?} in: {err}");
 }
+
+/// Asserts that sfdisk reads the partition table of `image` exactly as
+/// `plan` (from `plan --json`) describes it: entry numbers, starts, sizes,
+/// types and boot flags.
+pub fn assert_table_matches_plan(image: &Path, plan: &serde_json::Value) {
+    let name = image.to_str().expect("utf-8 path");
+    let back: serde_json::Value =
+        serde_json::from_slice(&oracle("sfdisk", &["--json", name]).stdout).expect("sfdisk --json");
+    let back = back["partitiontable"]["partitions"]
+        .as_array()
+        .expect("partitions")
+        .clone();
+    let planned = plan["partitions"].as_array().expect("planned partitions");
+    assert_eq!(back.len(), planned.len(), "{name}: partition count");
+    let gpt = plan["scheme"] == "gpt";
+    for p in planned {
+        let node = format!("{name}{}", p["entry"]);
+        let got = back
+            .iter()
+            .find(|b| b["node"] == node.as_str())
+            .unwrap_or_else(|| panic!("{node} missing"));
+        assert_eq!(got["start"], p["start"], "{node} start");
+        assert_eq!(got["size"], p["sectors"], "{node} size");
+        if gpt {
+            assert_eq!(got["type"], p["type"], "{node} type");
+        } else {
+            let t = u8::from_str_radix(got["type"].as_str().unwrap(), 16).unwrap();
+            assert_eq!(
+                format!("0x{t:02x}"),
+                p["type"].as_str().unwrap(),
+                "{node} type"
+            );
+            assert_eq!(
+                got["bootable"].as_bool().unwrap_or(false),
+                p["active"].as_bool().unwrap(),
+                "{node} boot flag"
+            );
+        }
+    }
+}
+
+/// Boots `image` in QEMU (TCG) and reports whether it powered off by
+/// itself within `seconds` (the fixtures' syslinux.cfg runs poweroff.c32).
+pub fn qemu_powers_off(image: &Path, seconds: u32) -> bool {
+    let status = Command::new("timeout")
+        .arg(seconds.to_string())
+        .args([
+            "qemu-system-x86_64",
+            "-display",
+            "none",
+            "-serial",
+            "none",
+            "-m",
+            "64",
+            "-no-reboot",
+        ])
+        .arg("-drive")
+        .arg(format!("file={},format=raw", image.display()))
+        .status()
+        .expect("oracle qemu-system-x86_64 cannot run: run scripts/test, which installs it");
+    match status.code() {
+        Some(0) => true,
+        Some(124) => false,
+        other => panic!("qemu failed to run ({other:?}): is qemu-system-x86 installed?"),
+    }
+}
+
+/// A loop device over a file, detached when dropped.
+pub struct Loop(pub String);
+
+impl Loop {
+    /// Attaches `file` to a free loop device.
+    pub fn attach(file: &Path) -> Loop {
+        let out = oracle(
+            "losetup",
+            &["-f", "--show", file.to_str().expect("utf-8 path")],
+        );
+        Loop(stdout(&out).trim().to_string())
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.0]).status();
+    }
+}
+
+/// The whole content of a file, for before/after comparisons.
+pub fn digest(path: &Path) -> String {
+    let mut file = File::open(path).expect("open for digest");
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).expect("read for digest");
+    format!("{:x}", hasher.finalize())
+}

@@ -1,0 +1,417 @@
+//! `write` and `verify` against the oracles: sfdisk reads the planned
+//! table, fsck.fat finds every written FAT clean, mcopy pulls files equal
+//! to the source's, QEMU boots the stick (and not a broken one); damage is
+//! caught and named; unsafe targets are refused without a byte written.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use common::*;
+use serde_json::Value;
+
+const VCRITICAL_BYTES: &str = "65273856";
+
+/// Writes `variant` with `layout` to a new image file of `size`; returns
+/// the stick and the plan JSON that `plan` prints for the same arguments.
+fn write_stick(tag: &str, variant: &str, layout: &str, size: &str) -> (PathBuf, Value) {
+    let image = fixture(variant);
+    let dir = scratch(&format!("write-{tag}-{variant}-{layout}-{size}"));
+    let stick = dir.join("stick.img");
+    let args = |cmd: &str| {
+        let mut v = vec![cmd.to_string(), image.display().to_string()];
+        if cmd == "write" {
+            v.push(stick.display().to_string());
+        }
+        v.extend(["--size", size, "--layout", layout, "--json"].map(String::from));
+        v
+    };
+    let plan = esxstick(&args("plan").iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    let out = esxstick(&args("write").iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        out.status.success(),
+        "write {variant} {layout}: {}",
+        stderr(&out)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("write --json");
+    assert_eq!(report["verify"]["ok"], true, "write verified its own stick");
+    let written = report["write"]["bytes_written"].as_u64().unwrap();
+    let planned = report["write"]["plan_write_bytes"].as_u64().unwrap();
+    assert!(
+        written as f64 <= planned as f64 * 1.05,
+        "wrote {written} bytes, plan said {planned}"
+    );
+    (stick, serde_json::from_slice(&plan.stdout).unwrap())
+}
+
+fn entry(plan: &Value, n: u64) -> &Value {
+    plan["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["entry"] == n)
+        .unwrap()
+}
+
+/// Copies a partition out of `image` into its own file, padded to the
+/// size its boot sector claims (a trimmed boot partition claims more).
+fn partition_file(image: &Path, start: u64, sectors: u64, dir: &Path, name: &str) -> PathBuf {
+    let bytes = fs::read(image).unwrap();
+    let mut part = bytes[(start * 512) as usize..((start + sectors) * 512) as usize].to_vec();
+    let minfo = stdout(&oracle("minfo", &["-i", &mtools_image(image, start)]));
+    let claimed: u64 = minfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("small size: ")
+                .or_else(|| l.strip_prefix("big size: "))
+        })
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("minfo gives the volume size");
+    part.resize((claimed.max(sectors) * 512) as usize, 0);
+    let path = dir.join(name);
+    fs::write(&path, part).unwrap();
+    path
+}
+
+/// The oracles' view of a written stick: table, fsck.fat on every FAT,
+/// files equal to the source bank's, labels and IDs kept.
+fn check_with_oracles(variant: &str, stick: &Path, plan: &Value) {
+    assert_table_matches_plan(stick, plan);
+    let dir = stick.parent().unwrap();
+    let boot = entry(plan, 4);
+    let (b_start, b_sectors) = (
+        boot["start"].as_u64().unwrap(),
+        boot["sectors"].as_u64().unwrap(),
+    );
+    let boot_fs = partition_file(stick, b_start, b_sectors, dir, "boot.fs");
+    oracle("fsck.fat", &["-n", boot_fs.to_str().unwrap()]);
+    let source = fixture(variant);
+    let src_inv = inspect_json(&source);
+    let src_bank = src_inv["active_bank"]["partition"].as_u64().unwrap();
+    let src_start = src_inv["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["number"] == src_bank)
+        .unwrap()["start"]
+        .as_u64()
+        .unwrap();
+    let want = dir.join("source-files");
+    fs::create_dir_all(&want).unwrap();
+    mcopy_all(&source, src_start, &want);
+    for bank in plan["banks"].as_array().unwrap() {
+        let n = bank["entry"].as_u64().unwrap();
+        let p = entry(plan, n);
+        let (start, sectors) = (p["start"].as_u64().unwrap(), p["sectors"].as_u64().unwrap());
+        let fs_file = partition_file(stick, start, sectors, dir, &format!("bank{n}.fs"));
+        oracle("fsck.fat", &["-n", fs_file.to_str().unwrap()]);
+        let minfo = stdout(&oracle("minfo", &["-i", &mtools_image(stick, start)]));
+        assert!(
+            minfo.contains(&format!(
+                "serial number: {}",
+                bank["volume_id"].as_str().unwrap()
+            )),
+            "{minfo}"
+        );
+        assert!(
+            minfo.contains(&format!("disk label=\"{}", bank["label"].as_str().unwrap())),
+            "{minfo}"
+        );
+        assert!(
+            minfo.contains(&format!("hidden sectors: {start}")),
+            "{minfo}"
+        );
+        let got = dir.join(format!("bank{n}-files"));
+        fs::create_dir_all(&got).unwrap();
+        mcopy_all(stick, start, &got);
+        if n == 5 {
+            let names = |d: &Path| {
+                let mut v: Vec<_> = fs::read_dir(d)
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name())
+                    .collect();
+                v.sort();
+                v
+            };
+            assert_eq!(
+                names(&got),
+                names(&want),
+                "bank 5 holds exactly the source bank's files"
+            );
+            for name in names(&want) {
+                assert!(
+                    fs::read(want.join(&name)).unwrap() == fs::read(got.join(&name)).unwrap(),
+                    "{name:?} differs"
+                );
+            }
+        } else {
+            let cfg = fs::read_to_string(got.join("boot.cfg")).unwrap();
+            assert!(
+                cfg.contains("bootstate=3"),
+                "alternate bank is marked not bootable: {cfg}"
+            );
+        }
+    }
+}
+
+#[test]
+fn written_sticks_pass_the_oracles() {
+    for (variant, layout, size) in [
+        ("esxi40", "vcritical-64mb", VCRITICAL_BYTES),
+        ("esxi40", "esxi-native", VCRITICAL_BYTES),
+        ("esxi40", "aligned-1m", "96M"),
+        ("alt-active", "dual-bank", "128M"),
+        ("fragmented", "esxi-native", "32M"),
+    ] {
+        let (stick, plan) = write_stick("oracles", variant, layout, size);
+        check_with_oracles(variant, &stick, &plan);
+    }
+}
+
+#[test]
+fn written_sticks_boot_in_qemu_and_a_broken_one_does_not() {
+    for layout in ["esxi-native", "vcritical-64mb", "aligned-1m"] {
+        let (stick, plan) = write_stick("qemu", "esxi40", layout, VCRITICAL_BYTES);
+        assert!(
+            qemu_powers_off(&stick, 120),
+            "{layout}: the stick did not boot to poweroff"
+        );
+        if layout == "esxi-native" {
+            // Negative control: the same stick with its boot sector zeroed.
+            let broken = stick.with_file_name("broken.img");
+            fs::copy(&stick, &broken).unwrap();
+            let at = entry(&plan, 4)["start"].as_u64().unwrap() * 512;
+            let mut bytes = fs::read(&broken).unwrap();
+            bytes[at as usize..at as usize + 512].fill(0);
+            fs::write(&broken, bytes).unwrap();
+            assert!(
+                !qemu_powers_off(&broken, 20),
+                "a stick without a boot sector powered off"
+            );
+        }
+    }
+}
+
+#[test]
+fn write_to_a_loop_device() {
+    let image = fixture("esxi40");
+    let dir = scratch("write-loop");
+    let backing = dir.join("disk.img");
+    fs::File::create(&backing)
+        .unwrap()
+        .set_len(65_273_856)
+        .unwrap();
+    let lo = Loop::attach(&backing);
+    let out = esxstick(&[
+        "write",
+        image.to_str().unwrap(),
+        &lo.0,
+        "--layout",
+        "vcritical-64mb",
+        "--yes",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verify"]["ok"], true);
+    let plan = esxstick(&[
+        "plan",
+        image.to_str().unwrap(),
+        "--size",
+        VCRITICAL_BYTES,
+        "--layout",
+        "vcritical-64mb",
+        "--json",
+    ]);
+    let plan: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    drop(lo);
+    check_with_oracles("esxi40", &backing, &plan);
+    let again = Loop::attach(&backing);
+    let verify = esxstick(&["verify", &again.0, "--against", image.to_str().unwrap()]);
+    assert!(verify.status.success(), "{}", stderr(&verify));
+    assert!(
+        stdout(&verify).contains("layout vcritical-64mb"),
+        "layout recognised from the table"
+    );
+}
+
+/// A written stick copied to a scratch file, ready to be damaged.
+fn damaged_copy(stick: &Path, name: &str) -> PathBuf {
+    let copy = stick.with_file_name(name);
+    fs::copy(stick, &copy).unwrap();
+    copy
+}
+
+fn flip(path: &Path, at: u64) {
+    let mut bytes = fs::read(path).unwrap();
+    bytes[at as usize] ^= 0x5a;
+    fs::write(path, bytes).unwrap();
+}
+
+/// Where the stick holds bytes `offset..offset+32` of the source module.
+fn find_module_bytes(stick: &Path, module: &[u8], offset: usize) -> u64 {
+    let needle = &module[offset..offset + 32];
+    let hay = fs::read(stick).unwrap();
+    hay.windows(32)
+        .position(|w| w == needle)
+        .expect("module bytes on the stick") as u64
+}
+
+fn failed_items(out: &std::process::Output) -> Vec<String> {
+    let report: Value = serde_json::from_slice(&out.stdout).expect("verify --json");
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| c["item"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn damage_is_caught_and_named() {
+    let (stick, plan) = write_stick("damage", "esxi40", "esxi-native", VCRITICAL_BYTES);
+    let source = fixture("esxi40");
+    let src = source.to_str().unwrap();
+    let clean = esxstick(&[
+        "verify",
+        stick.to_str().unwrap(),
+        "--against",
+        src,
+        "--json",
+    ]);
+    assert!(clean.status.success(), "{}", stderr(&clean));
+    assert!(esxstick(&["verify", stick.to_str().unwrap()])
+        .status
+        .success());
+
+    let modules = stick.parent().unwrap().join("modules");
+    fs::create_dir_all(&modules).unwrap();
+    mcopy_all(&source, 8224, &modules);
+    let sys = fs::read(modules.join("sys.vgz")).unwrap();
+    for (i, offset) in [100, sys.len() / 2, sys.len() - 40].into_iter().enumerate() {
+        let bad = damaged_copy(&stick, &format!("module-{i}.img"));
+        flip(&bad, find_module_bytes(&bad, &sys, offset));
+        let out = esxstick(&["verify", bad.to_str().unwrap(), "--against", src, "--json"]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert_eq!(failed_items(&out), ["bank 5: sys.vgz"], "offset {offset}");
+        let alone = esxstick(&["verify", bad.to_str().unwrap(), "--json"]);
+        assert_eq!(
+            alone.status.code(),
+            Some(1),
+            "self-check missed a damaged gzip module"
+        );
+        assert_eq!(failed_items(&alone), ["bank 5: sys.vgz"]);
+    }
+
+    let boot_start = entry(&plan, 4)["start"].as_u64().unwrap() * 512;
+    for (i, offset) in [3, 0x1c, 1024, 600 * 512].into_iter().enumerate() {
+        let bad = damaged_copy(&stick, &format!("boot-{i}.img"));
+        flip(&bad, boot_start + offset);
+        let out = esxstick(&["verify", bad.to_str().unwrap(), "--against", src, "--json"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            failed_items(&out).contains(&"boot partition".to_string()),
+            "offset {offset}: {:?}",
+            failed_items(&out)
+        );
+    }
+
+    let bank = entry(&plan, 5)["start"].as_u64().unwrap() * 512;
+    let bad = damaged_copy(&stick, "fat.img");
+    flip(&bad, bank + 512 + 40); // first FAT, an entry of the first files' chains
+    let out = esxstick(&["verify", bad.to_str().unwrap(), "--against", src, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        failed_items(&out).contains(&"bank 5 FAT".to_string()),
+        "{:?}",
+        failed_items(&out)
+    );
+    let line = stderr(&out);
+    assert!(
+        line.starts_with("esxstick: verification failed: "),
+        "{line}"
+    );
+}
+
+fn no_stdin_esxstick(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_esxstick"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn unsafe_targets_are_refused_and_left_untouched() {
+    let image = fixture("esxi40");
+    let dir = scratch("write-refusals");
+    let src = image.to_str().unwrap();
+
+    // An existing file, no terminal, no --yes.
+    let existing = dir.join("existing.img");
+    fs::write(&existing, vec![0xa5u8; 70_000_000]).unwrap();
+    let before = digest(&existing);
+    let out = no_stdin_esxstick(&["write", src, existing.to_str().unwrap()]);
+    assert_refused(&out, "no terminal");
+    assert_eq!(digest(&existing), before);
+
+    // The source itself, and a loop device over (a copy of) it.
+    let copy = dir.join("source.img");
+    oracle("cp", &["--sparse=always", src, copy.to_str().unwrap()]);
+    let before = digest(&copy);
+    assert_refused(
+        &esxstick(&[
+            "write",
+            copy.to_str().unwrap(),
+            copy.to_str().unwrap(),
+            "--yes",
+        ]),
+        "source image itself",
+    );
+    let lo = Loop::attach(&copy);
+    assert_refused(
+        &esxstick(&["write", copy.to_str().unwrap(), &lo.0, "--yes"]),
+        "over the source",
+    );
+    drop(lo);
+    assert_eq!(digest(&copy), before);
+
+    // A mounted disk.
+    let ext = dir.join("ext2.img");
+    fs::File::create(&ext).unwrap().set_len(64 << 20).unwrap();
+    oracle("mkfs.ext2", &["-q", "-F", ext.to_str().unwrap()]);
+    let lo = Loop::attach(&ext);
+    let mnt = dir.join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    oracle("mount", &[&lo.0, mnt.to_str().unwrap()]);
+    // Mounting writes the superblock itself: compare what esxstick would
+    // have written first (sector 0 and the GPT areas at both ends).
+    let ends = |p: &str| {
+        let b = fs::read(p).unwrap();
+        [b[..34 * 512].to_vec(), b[b.len() - 33 * 512..].to_vec()].concat()
+    };
+    let before = ends(&lo.0);
+    let out = esxstick(&["write", src, &lo.0, "--yes"]);
+    let after = ends(&lo.0);
+    let _ = std::process::Command::new("umount").arg(&mnt).status();
+    assert_refused(&out, "is mounted");
+    assert!(before == after, "a mounted disk was written");
+    drop(lo);
+
+    // A device smaller than the plan.
+    let small = dir.join("small.img");
+    fs::File::create(&small).unwrap().set_len(32 << 20).unwrap();
+    let lo = Loop::attach(&small);
+    let before = digest(Path::new(&lo.0));
+    assert_refused(
+        &esxstick(&["write", src, &lo.0, "--size", "64M", "--yes"]),
+        "less than",
+    );
+    assert_refused(&esxstick(&["write", src, &lo.0, "--yes"]), "does not fit");
+    assert_eq!(digest(Path::new(&lo.0)), before);
+}
