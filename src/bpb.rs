@@ -36,6 +36,15 @@ impl std::fmt::Display for FatType {
 }
 
 impl FatType {
+    /// The FAT entry value that marks a bad cluster.
+    pub fn bad_cluster(self) -> u32 {
+        match self {
+            FatType::Fat12 => 0xff7,
+            FatType::Fat16 => 0xfff7,
+            FatType::Fat32 => 0x0fff_fff7,
+        }
+    }
+
     /// The FAT type that a volume with `clusters` data clusters has.
     pub fn from_clusters(clusters: u32) -> FatType {
         match clusters {
@@ -261,8 +270,13 @@ impl BootSector {
         let mut fat = vec![0; fat_bytes as usize];
         let offset = (volume_lba + u64::from(self.reserved_sectors)) * SECTOR;
         source.read_at(offset, &mut fat, "the FAT of the boot partition")?;
-        let entry = |n: usize| fat_entry(&fat, fat_type, n as u32);
-        let last_used = (2..entries as usize).rev().find(|&n| entry(n) != 0);
+        // Free (0) and bad clusters hold no data.
+        let bad = fat_type.bad_cluster();
+        let in_use = |n: usize| {
+            let e = fat_entry(&fat, fat_type, n as u32);
+            e != 0 && e != bad
+        };
+        let last_used = (2..entries as usize).rev().find(|&n| in_use(n));
         Ok(match last_used {
             Some(n) => {
                 self.first_data_sector() + (n as u64 - 1) * u64::from(self.sectors_per_cluster)

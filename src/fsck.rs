@@ -43,6 +43,7 @@ pub fn check(source: &Source, start: u64, sectors: u64) -> Result<Vec<String>> {
     let mut checker = Checker {
         source,
         start,
+        sectors,
         bs: &bs,
         fat: fats.first().cloned().unwrap_or_default(),
         owner: vec![false; bs.clusters() as usize + 2],
@@ -63,6 +64,7 @@ pub fn check(source: &Source, start: u64, sectors: u64) -> Result<Vec<String>> {
 struct Checker<'a> {
     source: &'a Source,
     start: u64,
+    sectors: u64,
     bs: &'a BootSector,
     fat: Vec<u8>,
     owner: Vec<bool>,
@@ -81,10 +83,7 @@ impl Checker<'_> {
     }
 
     fn end_of_chain(&self) -> u32 {
-        match self.bs.fat_type() {
-            FatType::Fat16 => 0xfff8,
-            _ => 0xff8,
-        }
+        self.bs.fat_type().bad_cluster() + 1
     }
 
     /// Follows and claims the chain from `first`; the clusters in order.
@@ -110,6 +109,14 @@ impl Checker<'_> {
             }
             self.owner[cluster as usize] = true;
             chain.push(cluster);
+            let end = self.bs.first_data_sector()
+                + u64::from(cluster - 1) * u64::from(self.bs.sectors_per_cluster);
+            if end > self.sectors {
+                self.problem(format!(
+                    "/{path}: cluster {cluster} lies past the end of the partition"
+                ));
+                break;
+            }
             let next = self.entry(cluster);
             if next >= eoc {
                 break;

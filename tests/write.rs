@@ -169,6 +169,14 @@ fn written_sticks_pass_the_oracles() {
     ] {
         let (stick, plan) = write_stick("oracles", variant, layout, size);
         check_with_oracles(variant, &stick, &plan);
+        // The stick reads as an ESXi image itself, trimmed boot partition
+        // included, and passes the self-check.
+        let alone = esxstick(&["verify", stick.to_str().unwrap()]);
+        assert!(
+            alone.status.success(),
+            "{layout}: self-check: {}",
+            stdout(&alone)
+        );
     }
 }
 
