@@ -42,7 +42,7 @@ const CHUNK: usize = 1 << 20;
 pub struct WriteReport {
     /// [`SCHEMA`].
     pub schema: &'static str,
-    /// The target as described to the user.
+    /// The target's path.
     pub target: String,
     /// The layout written.
     pub layout: String,
@@ -127,7 +127,7 @@ pub fn write(
 
     Ok(WriteReport {
         schema: SCHEMA,
-        target: target.description().to_string(),
+        target: target.path().display().to_string(),
         layout: plan.layout.clone(),
         plan_write_bytes: plan.write_bytes,
         bytes_written: written.get(),
