@@ -276,7 +276,16 @@ impl BootSector {
             let e = fat_entry(&fat, fat_type, n as u32);
             e != 0 && e != bad
         };
-        let last_used = (2..entries as usize).rev().find(|&n| in_use(n));
+        // Never scan past the FAT actually read (a BPB may claim more
+        // clusters than its FAT describes).
+        let described = match fat_type {
+            FatType::Fat12 => fat.len() * 2 / 3,
+            FatType::Fat16 => fat.len() / 2,
+            FatType::Fat32 => fat.len() / 4,
+        };
+        let last_used = (2..(entries as usize).min(described))
+            .rev()
+            .find(|&n| in_use(n));
         Ok(match last_used {
             Some(n) => {
                 self.first_data_sector() + (n as u64 - 1) * u64::from(self.sectors_per_cluster)

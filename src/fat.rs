@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::bpb::{BootSector, FatType};
 use crate::error::{Error, Result};
+use crate::fsck;
 use crate::source::{Slice, Source};
 use crate::table::Partition;
 
@@ -48,6 +49,8 @@ pub struct FileEntry {
 pub struct Volume<'a> {
     fs: fatfs::FileSystem<Slice<'a>>,
     partition: u32,
+    boot_sector: BootSector,
+    scan: fsck::Scan,
 }
 
 impl<'a> Volume<'a> {
@@ -58,14 +61,21 @@ impl<'a> Volume<'a> {
             partition: number,
             message,
         };
+        // fatfs trusts cluster numbers and directory chains: a chain out of
+        // range makes it panic, a looping directory makes it spin, a size
+        // larger than its chain makes it read for ever. So every volume is
+        // scanned by hand first, and one with such damage is refused. (A
+        // BPB larger than its partition is accepted: a boot partition
+        // trimmed as on the hand-made 64 MB stick keeps its size, since
+        // shrinking it would change the FAT type; the slice below ends with
+        // the partition, and the scan refuses any cluster in use past it.)
         let boot = source.read_sector(partition.start, "a FAT boot sector")?;
-        // Checked by hand first: fatfs trusts more of the BPB than it
-        // should. A BPB larger than its partition is accepted: a boot
-        // partition trimmed as on the hand-made 64 MB stick keeps its size
-        // (shrinking it would change the FAT type). The slice below ends
-        // with the partition, so nothing past it is read, and fsck flags
-        // any cluster in use out there.
-        BootSector::parse(&boot).map_err(|m| bad(format!("not a FAT file system: {m}")))?;
+        let boot_sector =
+            BootSector::parse(&boot).map_err(|m| bad(format!("not a FAT file system: {m}")))?;
+        let scan = fsck::scan(source, partition.start, partition.sectors)?;
+        if let Some(problem) = scan.unsafe_problem() {
+            return Err(bad(format!("damaged FAT file system: {}", problem.text)));
+        }
         let slice = source
             .slice(partition.start, partition.sectors)
             .map_err(|e| bad(e.to_string()))?;
@@ -74,6 +84,8 @@ impl<'a> Volume<'a> {
         Ok(Volume {
             fs,
             partition: number,
+            boot_sector,
+            scan,
         })
     }
 
@@ -84,21 +96,20 @@ impl<'a> Volume<'a> {
         }
     }
 
-    /// Label, volume ID, cluster size and usage.
+    /// Label, volume ID, cluster size and usage (bad clusters count as
+    /// neither used nor free).
     pub fn info(&self) -> Result<FsInfo> {
-        let stats = self
-            .fs
-            .stats()
-            .map_err(|e| self.err(format!("cannot read its FAT: {e}")))?;
-        let cluster = u64::from(stats.cluster_size());
-        let free = u64::from(stats.free_clusters()).min(u64::from(stats.total_clusters()));
+        let bs = &self.boot_sector;
+        let (clusters, cluster) = (bs.clusters(), bs.cluster_bytes());
+        let free = u64::from(self.scan.free_clusters);
+        let used = u64::from(clusters) - free - u64::from(self.scan.bad_clusters);
         Ok(FsInfo {
-            fat_type: FatType::from_clusters(stats.total_clusters()),
+            fat_type: bs.fat_type(),
             label: self.fs.volume_label().trim_end().to_string(),
             volume_id: format!("{:08X}", self.fs.volume_id()),
-            cluster_bytes: stats.cluster_size(),
-            clusters: stats.total_clusters(),
-            used_bytes: (u64::from(stats.total_clusters()) - free) * cluster,
+            cluster_bytes: cluster as u32,
+            clusters,
+            used_bytes: used * cluster,
             free_bytes: free * cluster,
         })
     }

@@ -15,28 +15,78 @@ const MAX_DIR_BYTES: u64 = 2 << 20;
 /// Most problems listed before the check stops reporting.
 const MAX_PROBLEMS: usize = 20;
 
-/// Checks the FAT volume at `start` (sectors) of `source`. Returns the
-/// problems found, each naming the file or cluster at fault; empty means
-/// consistent. Errors only when the volume cannot be read at all.
-pub fn check(source: &Source, start: u64, sectors: u64) -> Result<Vec<String>> {
+/// Something wrong with a FAT volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// What, naming the file or cluster at fault.
+    pub text: String,
+    /// Whether reading the volume with fatfs would be unsafe (a chain out
+    /// of range, looping, longer or shorter than its file): such a volume
+    /// is refused. Cosmetic problems (FAT copies differing, lost clusters)
+    /// are only reported.
+    pub unsafe_to_read: bool,
+}
+
+/// What a scan of a FAT volume found.
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    /// Every problem (at most a screenful).
+    pub problems: Vec<Problem>,
+    /// Clusters marked free.
+    pub free_clusters: u32,
+    /// Clusters marked bad.
+    pub bad_clusters: u32,
+}
+
+impl Scan {
+    /// The first problem that makes the volume unsafe to read, if any.
+    pub fn unsafe_problem(&self) -> Option<&Problem> {
+        self.problems.iter().find(|p| p.unsafe_to_read)
+    }
+}
+
+/// Scans the FAT12/16 volume at `start` of `source`, `sectors` long:
+/// reads each FAT once, walks every directory and chain. Errors only when
+/// the volume cannot be read at all.
+pub fn scan(source: &Source, start: u64, sectors: u64) -> Result<Scan> {
+    let mut out = Scan::default();
     let boot = source.read_sector(start, "a FAT boot sector")?;
+    let fatal = |text: String| Problem {
+        text,
+        unsafe_to_read: true,
+    };
     let bs = match BootSector::parse(&boot) {
         Ok(bs) => bs,
-        Err(why) => return Ok(vec![format!("boot sector: {why}")]),
+        Err(why) => {
+            out.problems.push(fatal(format!("boot sector: {why}")));
+            return Ok(out);
+        }
     };
     if bs.fat_type() == FatType::Fat32 {
-        return Ok(vec!["FAT32 volumes are not checked".to_string()]);
+        out.problems.push(fatal(
+            "FAT32 (ESXi's boot partition and bootbanks are FAT16)".into(),
+        ));
+        return Ok(out);
     }
     if bs.first_data_sector() >= sectors {
-        return Ok(vec![format!(
+        out.problems.push(fatal(format!(
             "its metadata ({} sectors) does not fit the partition ({sectors} sectors)",
             bs.first_data_sector()
-        )]);
+        )));
+        return Ok(out);
     }
+    // Only the entries that describe clusters are read (a FAT may be
+    // declared larger), and at most two copies are compared.
+    let entries = u64::from(bs.clusters()) + 2;
+    let needed = match bs.fat_type() {
+        FatType::Fat16 => entries * 2,
+        _ => (entries * 3).div_ceil(2),
+    };
     let mut fats = Vec::new();
-    for n in 0..bs.fats {
+    for n in 0..bs.fats.min(2) {
         let range = bs.fat_range(n);
-        let mut fat = vec![0; range.len()];
+        let len = (range.len() as u64).min(needed) as usize;
+        let mut fat = vec![0; len];
         source.read_at(start * SECTOR + range.start as u64, &mut fat, "a FAT")?;
         fats.push(fat);
     }
@@ -50,7 +100,7 @@ pub fn check(source: &Source, start: u64, sectors: u64) -> Result<Vec<String>> {
         problems: Vec::new(),
     };
     if fats.windows(2).any(|w| w[0] != w[1]) {
-        checker.problem("the FAT copies differ".into());
+        checker.problem(false, "the FAT copies differ".into());
     }
     let root_start =
         start + u64::from(bs.reserved_sectors) + u64::from(bs.fats) * u64::from(bs.sectors_per_fat);
@@ -58,7 +108,26 @@ pub fn check(source: &Source, start: u64, sectors: u64) -> Result<Vec<String>> {
     source.read_at(root_start * SECTOR, &mut root, "the root directory")?;
     checker.directory(&root, "", 0)?;
     checker.lost_clusters();
-    Ok(checker.problems)
+    let bad = bs.fat_type().bad_cluster();
+    for c in 2..=bs.clusters() + 1 {
+        match checker.entry(c) {
+            0 => out.free_clusters += 1,
+            e if e == bad => out.bad_clusters += 1,
+            _ => {}
+        }
+    }
+    out.problems = checker.problems;
+    Ok(out)
+}
+
+/// The problems of the volume at `start`, as text; empty means
+/// consistent.
+pub fn check(source: &Source, start: u64, sectors: u64) -> Result<Vec<String>> {
+    Ok(scan(source, start, sectors)?
+        .problems
+        .into_iter()
+        .map(|p| p.text)
+        .collect())
 }
 
 struct Checker<'a> {
@@ -68,13 +137,16 @@ struct Checker<'a> {
     bs: &'a BootSector,
     fat: Vec<u8>,
     owner: Vec<bool>,
-    problems: Vec<String>,
+    problems: Vec<Problem>,
 }
 
 impl Checker<'_> {
-    fn problem(&mut self, what: String) {
+    fn problem(&mut self, unsafe_to_read: bool, text: String) {
         if self.problems.len() < MAX_PROBLEMS {
-            self.problems.push(what);
+            self.problems.push(Problem {
+                text,
+                unsafe_to_read,
+            });
         }
     }
 
@@ -93,7 +165,7 @@ impl Checker<'_> {
         let mut cluster = first;
         loop {
             if !(2..=max).contains(&cluster) {
-                self.problem(format!("/{path}: cluster {cluster} is out of range"));
+                self.problem(true, format!("/{path}: cluster {cluster} is out of range"));
                 break;
             }
             if self.owner[cluster as usize] {
@@ -102,9 +174,10 @@ impl Checker<'_> {
                 } else {
                     "is cross-linked at"
                 };
-                self.problem(format!(
-                    "/{path}: its cluster chain {what} cluster {cluster}"
-                ));
+                self.problem(
+                    true,
+                    format!("/{path}: its cluster chain {what} cluster {cluster}"),
+                );
                 break;
             }
             self.owner[cluster as usize] = true;
@@ -112,9 +185,10 @@ impl Checker<'_> {
             let end = self.bs.first_data_sector()
                 + u64::from(cluster - 1) * u64::from(self.bs.sectors_per_cluster);
             if end > self.sectors {
-                self.problem(format!(
-                    "/{path}: cluster {cluster} lies past the end of the partition"
-                ));
+                self.problem(
+                    true,
+                    format!("/{path}: cluster {cluster} lies past the end of the partition"),
+                );
                 break;
             }
             let next = self.entry(cluster);
@@ -123,9 +197,10 @@ impl Checker<'_> {
             }
             if next == 0 || next == eoc - 1 {
                 let kind = if next == 0 { "a free" } else { "a bad" };
-                self.problem(format!(
-                    "/{path}: its chain runs into {kind} cluster after {cluster}"
-                ));
+                self.problem(
+                    true,
+                    format!("/{path}: its chain runs into {kind} cluster after {cluster}"),
+                );
                 break;
             }
             cluster = next;
@@ -153,14 +228,14 @@ impl Checker<'_> {
             let is_dir = attr & 0x10 != 0;
             if first == 0 {
                 if size != 0 || is_dir {
-                    self.problem(format!("/{path}: has {size} bytes but no clusters"));
+                    self.problem(true, format!("/{path}: has {size} bytes but no clusters"));
                 }
                 continue;
             }
             let chain = self.chain(first, &path);
             if is_dir {
                 if depth >= MAX_DEPTH || chain.len() as u64 * cluster_bytes > MAX_DIR_BYTES {
-                    self.problem(format!("/{path}: directory too deep or too large"));
+                    self.problem(true, format!("/{path}: directory too deep or too large"));
                     continue;
                 }
                 let mut contents = vec![0; chain.len() * cluster_bytes as usize];
@@ -174,11 +249,14 @@ impl Checker<'_> {
                 }
                 self.directory(&contents, &format!("{path}/"), depth + 1)?;
             } else if chain.len() as u64 != size.div_ceil(cluster_bytes) {
-                self.problem(format!(
-                    "/{path}: {size} bytes need {} clusters but its chain has {}",
-                    size.div_ceil(cluster_bytes),
-                    chain.len()
-                ));
+                self.problem(
+                    true,
+                    format!(
+                        "/{path}: {size} bytes need {} clusters but its chain has {}",
+                        size.div_ceil(cluster_bytes),
+                        chain.len()
+                    ),
+                );
             }
         }
         Ok(())
@@ -194,7 +272,10 @@ impl Checker<'_> {
             })
             .count();
         if lost > 0 {
-            self.problem(format!("{lost} clusters are in use but belong to no file"));
+            self.problem(
+                false,
+                format!("{lost} clusters are in use but belong to no file"),
+            );
         }
     }
 }

@@ -11,6 +11,9 @@ use crate::fat::{FileEntry, FsInfo, Volume};
 use crate::source::{Source, SourceKind};
 use crate::table::{self, Partition, PartitionTable, Scheme};
 
+/// Largest boot partition accepted (1 GiB; ESXi's is 4 MiB).
+const MAX_BOOT_SECTORS: u64 = 1 << 21;
+
 /// Version of the JSON document that `inspect --json` prints.
 pub const SCHEMA: &str = "esxstick.inventory/1";
 
@@ -314,6 +317,16 @@ fn boot_partition(
         )));
     }
     let p = &info.partition;
+    if p.sectors > MAX_BOOT_SECTORS {
+        return Err(Error::NotEsxi(format!(
+            "partition {number} holds {} sectors; an ESXi boot partition is a few MiB",
+            p.sectors
+        )));
+    }
+    // Whatever its type byte says, the boot partition must be a sound FAT
+    // volume: opening it runs the consistency scan.
+    Volume::open(source, p)
+        .map_err(|e| Error::NotEsxi(format!("the boot partition is unusable: {e}")))?;
     let sector = source.read_sector(p.start, "the boot sector of the boot partition")?;
     let boot_sector = BootSector::parse(&sector).map_err(|m| Error::Fat {
         partition: number,

@@ -193,8 +193,13 @@ impl Layout {
                 self.scheme
             ));
         }
-        if self.boot.start.is_some_and(|s| s == 0 || s > 1 << 21) {
-            return Err("boot.start must be between 1 and 2097152".into());
+        // Past the MBR, or on GPT past the header and its entries.
+        let first = match self.scheme {
+            TargetScheme::Mbr => 1,
+            TargetScheme::Gpt => 34,
+        };
+        if self.boot.start.is_some_and(|s| s < first || s > 1 << 21) {
+            return Err(format!("boot.start must be between {first} and 2097152"));
         }
         if self.boot.min_sectors > 1 << 21 || self.banks.min_headroom > 1 << 40 {
             return Err("boot.min_sectors or banks.min_headroom is absurdly large".into());

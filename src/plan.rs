@@ -18,6 +18,8 @@ pub const SCHEMA: &str = "esxstick.plan/1";
 const GPT_RESERVED: u64 = 33;
 /// Largest target considered (2 TiB, the MBR limit).
 const MAX_TARGET_SECTORS: u64 = 1 << 32;
+/// Sectors an MBR entry can address.
+const MBR_MAX_SECTORS: u64 = u32::MAX as u64;
 /// Cluster sizes tried for a new bank, in sectors (512 B to 32 KiB).
 const CLUSTER_SECTORS: [u8; 7] = [1, 2, 4, 8, 16, 32, 64];
 /// A FAT16 root directory holds this many entries; each file may take
@@ -408,7 +410,13 @@ fn place(
         TargetScheme::Gpt => (2 + GPT_RESERVED - 1, GPT_RESERVED),
     };
     let (su, eu, gap) = (layout.start_unit(), layout.end_unit(), layout.ebr_gap());
-    let limit = align_down(target.saturating_sub(tail), eu);
+    // An MBR addresses 2^32 sectors (2 TiB); on a larger target the rest
+    // stays unpartitioned.
+    let addressable = match layout.scheme {
+        TargetScheme::Mbr => target.min(MBR_MAX_SECTORS),
+        TargetScheme::Gpt => target,
+    };
+    let limit = align_down(addressable.saturating_sub(tail), eu);
     let boot_start = layout
         .boot
         .start

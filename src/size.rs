@@ -49,10 +49,9 @@ pub fn parse(text: &str) -> Result<u64, String> {
                 .unwrap_or("")
                 .parse()
                 .map_err(|_| bad())?;
-            let scale = 10u64.pow(digits);
-            whole
-                .checked_mul(factor)
-                .and_then(|w| w.checked_add(frac.checked_mul(factor)? / scale))
+            let scale = 10u128.pow(digits);
+            let frac = u64::try_from(u128::from(frac) * u128::from(factor) / scale).ok();
+            whole.checked_mul(factor).and_then(|w| w.checked_add(frac?))
         }
     };
     bytes.ok_or_else(|| format!("{text:?} is too large"))
@@ -115,6 +114,7 @@ mod tests {
         assert_eq!(parse("64 mb"), Ok(64_000_000));
         assert_eq!(parse("1.5G"), Ok(3 << 29));
         assert_eq!(parse("2GB"), Ok(2_000_000_000));
+        assert_eq!(parse("0.123456789T"), Ok(135_742_175_033));
         assert!(parse("64X").is_err());
         assert!(parse("").is_err());
         assert!(parse("-1").is_err());

@@ -1,6 +1,7 @@
 //! Where the ESXi image is read from: random access over a raw image file
 //! or a block device, never written to.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, FileTypeExt};
@@ -135,7 +136,7 @@ impl Source {
     }
 
     /// A buffered, read-only view of `sectors` sectors from `start`, for
-    /// libraries that want a whole device (fatfs, gpt).
+    /// libraries that want a whole device (fatfs).
     pub fn slice(&self, start: u64, sectors: u64) -> io::Result<Slice<'_>> {
         let begin = start.saturating_mul(SECTOR);
         let end = begin.saturating_add(sectors.saturating_mul(SECTOR));
@@ -145,48 +146,91 @@ impl Source {
                 "range extends past the end of the source",
             ));
         }
-        Ok(BufStream::new(StreamSlice::new(
-            ReadOnly(&self.file),
-            begin,
-            end,
-        )?))
+        Ok(BufStream::new(StreamSlice::new(self.reader(), begin, end)?))
     }
 
     /// An unbuffered, read-only reader over the whole source.
-    pub fn reader(&self) -> ReadOnly<&File> {
-        ReadOnly(&self.file)
+    pub fn reader(&self) -> FileView<'_> {
+        FileView::read_only(&self.file, self.len)
     }
 }
 
 /// A buffered, read-only window on a [`Source`].
-pub type Slice<'a> = BufStream<StreamSlice<ReadOnly<&'a File>>>;
+pub type Slice<'a> = BufStream<StreamSlice<FileView<'a>>>;
 
-/// Adapts a reader for libraries that demand `Write` (fatfs, gpt) while
-/// only reading: every write fails, so a source is never modified.
-#[derive(Debug)]
-pub struct ReadOnly<T>(T);
+/// A view of a file with its own cursor: reads and writes are positional
+/// (pread/pwrite), so views never disturb each other and seeking costs no
+/// system call. Read-only — every write fails, so a source is never
+/// modified — unless made with [`FileView::writable`], which counts the
+/// bytes it writes. Libraries that demand `Write` (fatfs, gpt) get one.
+#[derive(Debug, Clone)]
+pub struct FileView<'a> {
+    file: &'a File,
+    pos: u64,
+    len: u64,
+    written: Option<&'a Cell<u64>>,
+}
 
-impl<T: Read> Read for ReadOnly<T> {
+impl<'a> FileView<'a> {
+    /// A view that refuses every write.
+    pub fn read_only(file: &'a File, len: u64) -> FileView<'a> {
+        FileView {
+            file,
+            pos: 0,
+            len,
+            written: None,
+        }
+    }
+
+    /// A view that writes, adding the bytes it writes to `written`.
+    pub fn writable(file: &'a File, len: u64, written: &'a Cell<u64>) -> FileView<'a> {
+        FileView {
+            file,
+            pos: 0,
+            len,
+            written: Some(written),
+        }
+    }
+}
+
+impl Read for FileView<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf)
+        let left = self.len.saturating_sub(self.pos);
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
     }
 }
 
-impl<T: Seek> Seek for ReadOnly<T> {
-    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        self.0.seek(pos)
-    }
-}
-
-impl<T> Write for ReadOnly<T> {
-    fn write(&mut self, _buf: &[u8]) -> io::Result<usize> {
-        Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            "esxstick never writes to its source",
-        ))
+impl Write for FileView<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let Some(written) = self.written else {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "esxstick never writes to its source",
+            ));
+        };
+        let n = self.file.write_at(buf, self.pos)?;
+        written.set(written.get() + n as u64);
+        self.pos += n as u64;
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+impl Seek for FileView<'_> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        let new = match pos {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+        };
+        self.pos = new
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        Ok(self.pos)
     }
 }

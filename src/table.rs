@@ -47,9 +47,10 @@ pub const GPT_BASIC_DATA: &str = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7";
 pub const GPT_VMKCORE: &str = "9D275380-40AD-11DB-BF97-000C2911D1B8";
 
 impl PartitionType {
-    /// Whether this is an MBR extended-partition container.
+    /// Whether this is an MBR extended-partition container (the same set
+    /// of types mbrman follows).
     pub fn is_extended(&self) -> bool {
-        matches!(self, PartitionType::Mbr(0x05 | 0x0f | 0x85))
+        matches!(self, PartitionType::Mbr(0x05 | 0x0f | 0x85 | 0xc5 | 0xd5))
     }
 
     /// Whether the type promises a FAT file system.
@@ -65,7 +66,7 @@ impl PartitionType {
         match self {
             PartitionType::Mbr(0x01) => "FAT12",
             PartitionType::Mbr(0x04) => "FAT16 <32M",
-            PartitionType::Mbr(0x05 | 0x0f | 0x85) => "extended",
+            PartitionType::Mbr(0x05 | 0x0f | 0x85 | 0xc5 | 0xd5) => "extended",
             PartitionType::Mbr(0x06) => "FAT16",
             PartitionType::Mbr(0x0b | 0x0c) => "FAT32",
             PartitionType::Mbr(0x0e) => "FAT16 LBA",
@@ -111,7 +112,7 @@ fn serialize_code<S: serde::Serializer>(t: &PartitionType, s: S) -> Result<S::Ok
 impl Partition {
     /// The last sector of the partition.
     pub fn end(&self) -> u64 {
-        self.start + self.sectors.saturating_sub(1)
+        self.start.saturating_add(self.sectors.saturating_sub(1))
     }
 
     /// Size in bytes.
@@ -198,6 +199,13 @@ fn read_mbr(source: &Source, disk_sectors: u64) -> Result<PartitionTable> {
 /// reach mbrman's arithmetic.
 fn walk_ebr_chain(source: &Source, disk_sectors: u64) -> Result<()> {
     let mbr = source.read_sector(0, "the MBR")?;
+    if let Some(i) = (0..4).find(|&i| entry(&mbr, i).sys != 0 && entry(&mbr, i).start == 0) {
+        return Err(Error::Table(format!(
+            "MBR entry {} starts at sector 0, on top of the MBR itself",
+            i + 1
+        )));
+    }
+    // mbrman follows the first extended entry in table order; so do we.
     let Some(ext) = (0..4)
         .map(|i| entry(&mbr, i))
         .find(|e| PartitionType::Mbr(e.sys).is_extended())
@@ -323,7 +331,10 @@ fn check_bounds(table: &PartitionTable) -> Result<()> {
                 p.number
             )));
         }
-        if p.start + p.sectors > table.disk_sectors {
+        if p.start
+            .checked_add(p.sectors)
+            .is_none_or(|end| end > table.disk_sectors)
+        {
             return Err(Error::Table(format!(
                 "partition {} (sectors {}..{}) extends past the end of the image \
                  ({} sectors); is the image truncated?",

@@ -239,6 +239,13 @@ fn check_bank(
             "not a FAT boot sector",
         ),
     }
+    fsck_item(
+        stick,
+        part.start,
+        part.sectors,
+        &format!("{name} FAT"),
+        report,
+    )?;
     let volume = match Volume::open(stick, &part) {
         Ok(v) => v,
         Err(e) => {
@@ -329,13 +336,7 @@ fn check_bank(
             "on the stick but not in the plan",
         );
     }
-    fsck_item(
-        stick,
-        part.start,
-        part.sectors,
-        &format!("{name} FAT"),
-        report,
-    )
+    Ok(())
 }
 
 fn hash_file(volume: &Volume, entry: &FileEntry) -> Result<String> {

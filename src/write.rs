@@ -13,10 +13,10 @@
 
 use std::cell::Cell;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 
-use fscommon::StreamSlice;
+use fscommon::{BufStream, StreamSlice};
 use serde::Serialize;
 
 use crate::bpb::BootSector;
@@ -27,7 +27,7 @@ use crate::inventory::Inventory;
 use crate::ioctl;
 use crate::plan::{BankPlan, Plan, PlannedPartition};
 use crate::progress::{PhaseTime, Progress};
-use crate::source::{Source, SECTOR};
+use crate::source::{FileView, Source, SECTOR};
 use crate::table::{Partition, PartitionType, Scheme};
 
 /// Version of the JSON report `write --json` prints.
@@ -72,7 +72,6 @@ pub fn write(
     let written = Cell::new(0);
     let disk = Disk {
         file: target.file(),
-        pos: 0,
         len: target.bytes(),
         written: &written,
     };
@@ -191,7 +190,12 @@ fn write_bank(
 ) -> Result<()> {
     let part = planned(plan, bank.entry)?;
     let (start, end) = (part.start * SECTOR, (part.start + part.sectors) * SECTOR);
-    let slice = || StreamSlice::new(disk.at(0), start, end).map_err(|e| disk.err(e));
+    // Buffered: fatfs reads and writes FAT entries two bytes at a time.
+    let slice = || {
+        StreamSlice::new(disk.view(), start, end)
+            .map(BufStream::new)
+            .map_err(|e| disk.err(e))
+    };
     let mut label = [b' '; 11];
     for (dst, src) in label.iter_mut().zip(bank.label.bytes()) {
         *dst = src;
@@ -381,23 +385,17 @@ pub fn as_partition(p: &PlannedPartition) -> Partition {
     }
 }
 
-/// The target seen as a device with its own position (positional I/O, so
-/// several views never disturb each other), counting bytes written.
+/// The target: positional writes counted, and views for fatfs.
 struct Disk<'a> {
     file: &'a File,
-    pos: u64,
     len: u64,
     written: &'a Cell<u64>,
 }
 
 impl<'a> Disk<'a> {
-    fn at(&self, pos: u64) -> Disk<'a> {
-        Disk {
-            file: self.file,
-            pos,
-            len: self.len,
-            written: self.written,
-        }
+    /// A writable view of the whole target for fatfs.
+    fn view(&self) -> FileView<'a> {
+        FileView::writable(self.file, self.len, self.written)
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
@@ -415,40 +413,6 @@ impl<'a> Disk<'a> {
             path: "the target".into(),
             source,
         }
-    }
-}
-
-impl Read for Disk<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.file.read_at(buf, self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-impl Write for Disk<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write_at(buf, self.pos)?;
-        self.written.set(self.written.get() + n as u64);
-        self.pos += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Seek for Disk<'_> {
-    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        let new = match pos {
-            SeekFrom::Start(n) => Some(n),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-            SeekFrom::End(d) => self.len.checked_add_signed(d),
-        };
-        self.pos =
-            new.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before start"))?;
-        Ok(self.pos)
     }
 }
 
