@@ -6,9 +6,10 @@ use std::io::{self, Read, Write};
 use serde::Serialize;
 
 use crate::bpb::{BootSector, FatType};
+use crate::cache::MetaCache;
 use crate::error::{Error, Result};
 use crate::fsck;
-use crate::source::{Slice, Source};
+use crate::source::{Slice, Source, SECTOR};
 use crate::table::Partition;
 
 /// Most directory entries walked in one volume; a directory whose cluster
@@ -47,7 +48,7 @@ pub struct FileEntry {
 
 /// An open FAT volume inside a partition of the source.
 pub struct Volume<'a> {
-    fs: fatfs::FileSystem<Slice<'a>>,
+    fs: fatfs::FileSystem<MetaCache<Slice<'a>>>,
     partition: u32,
     boot_sector: BootSector,
     scan: fsck::Scan,
@@ -76,8 +77,10 @@ impl<'a> Volume<'a> {
         if let Some(problem) = scan.unsafe_problem() {
             return Err(bad(format!("damaged FAT file system: {}", problem.text)));
         }
+        let meta = boot_sector.first_data_sector() * SECTOR;
         let slice = source
             .slice(partition.start, partition.sectors)
+            .and_then(|slice| MetaCache::new(slice, meta, true))
             .map_err(|e| bad(e.to_string()))?;
         let fs = fatfs::FileSystem::new(slice, fatfs::FsOptions::new())
             .map_err(|e| bad(format!("not a usable FAT file system: {e}")))?;
@@ -125,7 +128,7 @@ impl<'a> Volume<'a> {
 
     fn walk(
         &self,
-        dir: &fatfs::Dir<'_, Slice<'a>>,
+        dir: &fatfs::Dir<'_, MetaCache<Slice<'a>>>,
         prefix: &str,
         depth: usize,
         seen: &mut usize,
@@ -224,18 +227,26 @@ enum CopyError {
     Write(io::Error),
 }
 
-/// `io::copy` with a large buffer that tells read errors from write errors.
+/// `io::copy` with a large buffer that tells read errors from write
+/// errors. The buffer is filled before each write (fatfs reads at most a
+/// cluster at a time), so the writer sees few, large writes.
 fn copy(reader: &mut dyn Read, out: &mut dyn Write) -> Result<u64, CopyError> {
     let mut buf = vec![0; 1 << 20];
     let mut total = 0;
     loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(CopyError::Read(e)),
-        };
-        out.write_all(&buf[..n]).map_err(CopyError::Write)?;
-        total += n as u64;
+        let mut filled = 0;
+        while filled < buf.len() {
+            match reader.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(CopyError::Read(e)),
+            }
+        }
+        if filled == 0 {
+            return Ok(total);
+        }
+        out.write_all(&buf[..filled]).map_err(CopyError::Write)?;
+        total += filled as u64;
     }
 }

@@ -26,6 +26,7 @@
 
 pub mod bootcfg;
 pub mod bpb;
+pub mod cache;
 pub mod device;
 pub mod error;
 pub mod extract;

@@ -332,13 +332,14 @@ fn run(command: Command) -> Result<(), Error> {
                 confirm(&target)?;
             }
             let progress = Progress::new(!quiet && !json && std::io::stderr().is_terminal());
-            let mut report = write::write(&source, &inv, &plan, &mut target, &progress)?;
+            let mut report =
+                write::write(&source, &inv, &plan, &mut target, &progress, !no_verify)?;
             let verified = if no_verify {
                 None
             } else {
                 let phase = progress.phase("verify", plan.write_bytes);
                 let stick = Source::open_uncached(target.path())?;
-                let result = verify::against(&stick, &source, &inv, &plan)?;
+                let result = verify::against(&stick, &source, &inv, &plan, &report.sha256)?;
                 phase.inc(plan.write_bytes);
                 report.phases.push(phase.finish());
                 Some(result)
@@ -368,7 +369,7 @@ fn run(command: Command) -> Result<(), Error> {
                     let inv = inventory::read(&source, bank.bank)?;
                     let payload = Payload::from_inventory(&inv)?;
                     let plan = plan_of_stick(&stick, &payload, layout.as_deref())?;
-                    verify::against(&stick, &source, &inv, &plan)?
+                    verify::against(&stick, &source, &inv, &plan, &Default::default())?
                 }
             };
             if json {

@@ -7,7 +7,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Path, PathBuf};
 
-use fscommon::{BufStream, StreamSlice};
+use fscommon::StreamSlice;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -135,8 +135,8 @@ impl Source {
         Ok(buf)
     }
 
-    /// A buffered, read-only view of `sectors` sectors from `start`, for
-    /// libraries that want a whole device (fatfs).
+    /// A read-only view of `sectors` sectors from `start`, for libraries
+    /// that want a whole device (fatfs).
     pub fn slice(&self, start: u64, sectors: u64) -> io::Result<Slice<'_>> {
         let begin = start.saturating_mul(SECTOR);
         let end = begin.saturating_add(sectors.saturating_mul(SECTOR));
@@ -146,7 +146,7 @@ impl Source {
                 "range extends past the end of the source",
             ));
         }
-        Ok(BufStream::new(StreamSlice::new(self.reader(), begin, end)?))
+        StreamSlice::new(self.reader(), begin, end)
     }
 
     /// An unbuffered, read-only reader over the whole source.
@@ -155,8 +155,8 @@ impl Source {
     }
 }
 
-/// A buffered, read-only window on a [`Source`].
-pub type Slice<'a> = BufStream<StreamSlice<FileView<'a>>>;
+/// A read-only window on a [`Source`].
+pub type Slice<'a> = StreamSlice<FileView<'a>>;
 
 /// A view of a file with its own cursor: reads and writes are positional
 /// (pread/pwrite), so views never disturb each other and seeking costs no

@@ -12,14 +12,17 @@
 //! Only what the stick needs is written — never the free space.
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 
-use fscommon::{BufStream, StreamSlice};
+use fscommon::StreamSlice;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::bpb::BootSector;
+use crate::cache::MetaCache;
 use crate::device::{Target, TargetKind};
 use crate::error::{Error, Result};
 use crate::fat::{FileEntry, Volume};
@@ -52,15 +55,21 @@ pub struct WriteReport {
     pub bytes_written: u64,
     /// Time per phase.
     pub phases: Vec<PhaseTime>,
+    /// SHA-256 of every file copied into bank 5, as read from the source
+    /// (computed when a verification follows; empty with --no-verify).
+    pub sha256: BTreeMap<String, String>,
 }
 
-/// Writes `plan` (made from `inv` of `source`) onto `target`.
+/// Writes `plan` (made from `inv` of `source`) onto `target`. With
+/// `hash`, the SHA-256 of every file is computed from the bytes copied
+/// (for the verification that follows) and reported.
 pub fn write(
     source: &Source,
     inv: &Inventory,
     plan: &Plan,
     target: &mut Target,
     progress: &Progress,
+    hash: bool,
 ) -> Result<WriteReport> {
     if plan.scheme == Scheme::Gpt {
         return Err(Error::Layout(
@@ -108,8 +117,10 @@ pub fn write(
         .map(|f| f.bytes)
         .sum();
     let phase = progress.phase("modules", files);
+    let mut sha256 = BTreeMap::new();
     for bank in &plan.banks {
-        write_bank(source, inv, plan, bank, &disk, &|n| phase.inc(n))
+        let hashes = hash.then_some(&mut sha256);
+        write_bank(source, inv, plan, bank, &disk, &|n| phase.inc(n), hashes)
             .map_err(fail(&format!("bank {}", bank.entry)))?;
     }
     disk.file.sync_all().map_err(io_fail("syncing the data"))?;
@@ -131,6 +142,7 @@ pub fn write(
         plan_write_bytes: plan.write_bytes,
         bytes_written: written.get(),
         phases,
+        sha256,
     })
 }
 
@@ -187,15 +199,15 @@ fn write_bank(
     bank: &BankPlan,
     disk: &Disk,
     done: &dyn Fn(u64),
+    mut sha256: Option<&mut BTreeMap<String, String>>,
 ) -> Result<()> {
     let part = planned(plan, bank.entry)?;
     let (start, end) = (part.start * SECTOR, (part.start + part.sectors) * SECTOR);
-    // Buffered: fatfs reads and writes FAT entries two bytes at a time.
-    let slice = || {
-        StreamSlice::new(disk.view(), start, end)
-            .map(BufStream::new)
-            .map_err(|e| disk.err(e))
-    };
+    // fatfs reads and writes FAT entries a few bytes at a time: they go
+    // to a cache of the metadata region, written back once at the end.
+    let view = StreamSlice::new(disk.view(), start, end).map_err(|e| disk.err(e))?;
+    let meta = bank.fat.first_data_sector() * SECTOR;
+    let mut cache = MetaCache::new(view, meta, false).map_err(|e| disk.err(e))?;
     let mut label = [b' '; 11];
     for (dst, src) in label.iter_mut().zip(bank.label.bytes()) {
         *dst = src;
@@ -211,12 +223,18 @@ fn write_bank(
         .sectors_per_track(bank.fat.sectors_per_track)
         .volume_label(label)
         .volume_id(volume_id);
-    fatfs::format_volume(slice()?, options).map_err(|e| disk.err(e))?;
+    fatfs::format_volume(&mut cache, options).map_err(|e| disk.err(e))?;
     // fatfs leaves hidden sectors at 0; it must say where the volume is.
     let mut boot = [0u8; SECTOR as usize];
-    disk.read_at(&mut boot, start).map_err(|e| disk.err(e))?;
+    cache
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| cache.read_exact(&mut boot))
+        .map_err(|e| disk.err(e))?;
     boot[0x1c..0x20].copy_from_slice(&bank.fat.hidden_sectors.to_le_bytes());
-    disk.write_at(&boot, start).map_err(|e| disk.err(e))?;
+    cache
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| cache.write_all(&boot))
+        .map_err(|e| disk.err(e))?;
     match BootSector::parse(&boot) {
         Ok(bs) if bs == bank.fat => {}
         other => {
@@ -227,7 +245,10 @@ fn write_bank(
         }
     }
 
-    let fs = fatfs::FileSystem::new(slice()?, fatfs::FsOptions::new()).map_err(|e| disk.err(e))?;
+    // FileSystem::new reads the boot sector where the device stands.
+    cache.seek(SeekFrom::Start(0)).map_err(|e| disk.err(e))?;
+    let fs =
+        fatfs::FileSystem::new(&mut cache, fatfs::FsOptions::new()).map_err(|e| disk.err(e))?;
     let root = fs.root_dir();
     if let Some(text) = &bank.generated_boot_cfg {
         let mut file = root.create_file("boot.cfg").map_err(|e| disk.err(e))?;
@@ -252,6 +273,9 @@ fn write_bank(
             let mut counted = Counted {
                 inner: &mut out,
                 done,
+                hash: sha256.is_some().then(Sha256::new),
+                disk,
+                since_kick: 0,
             };
             let entry = FileEntry {
                 path: f.name.clone(),
@@ -263,11 +287,15 @@ fn write_bank(
                     Error::Write { source, .. } => disk.err(source),
                     other => other,
                 })?;
+            if let (Some(map), Some(hash)) = (sha256.as_deref_mut(), counted.hash) {
+                map.insert(f.name.clone(), format!("{:x}", hash.finalize()));
+            }
             out.flush().map_err(|e| disk.err(e))?;
         }
     }
     drop(root);
-    fs.unmount().map_err(|e| disk.err(e))
+    fs.unmount().map_err(|e| disk.err(e))?;
+    cache.write_back().map_err(|e| disk.err(e))
 }
 
 /// Opens (creating as needed) the directory `path` below `root`.
@@ -404,15 +432,23 @@ impl<'a> Disk<'a> {
         Ok(())
     }
 
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.file.read_exact_at(buf, offset)
-    }
-
     fn err(&self, source: io::Error) -> Error {
         Error::Write {
             path: "the target".into(),
             source,
         }
+    }
+
+    /// Starts writing dirty pages to the medium without waiting
+    /// (POSIX_FADV_DONTNEED does that on Linux); the fsync that follows
+    /// then has little left to do. Only a hint: failure changes nothing.
+    fn start_writeback(&self) {
+        let _ = nix::fcntl::posix_fadvise(
+            self.file,
+            0,
+            0,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+        );
     }
 }
 
@@ -450,16 +486,32 @@ impl Seek for Recorder {
     }
 }
 
-/// Counts bytes into a progress callback on the way to `inner`.
-struct Counted<'a, W: Write> {
+/// Bytes of file data after which writeback to the medium is started, so
+/// that flushing overlaps copying instead of following it.
+const KICK_BYTES: u64 = 4 << 20;
+
+/// On the way to `inner`: counts bytes into a progress callback, hashes
+/// them, and every [`KICK_BYTES`] starts writeback of the target.
+struct Counted<'a, 'd, W: Write> {
     inner: &'a mut W,
     done: &'a dyn Fn(u64),
+    hash: Option<Sha256>,
+    disk: &'a Disk<'d>,
+    since_kick: u64,
 }
 
-impl<W: Write> Write for Counted<'_, W> {
+impl<W: Write> Write for Counted<'_, '_, W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
+        if let Some(hash) = &mut self.hash {
+            hash.update(&buf[..n]);
+        }
         (self.done)(n as u64);
+        self.since_kick += n as u64;
+        if self.since_kick >= KICK_BYTES {
+            self.since_kick = 0;
+            self.disk.start_writeback();
+        }
         Ok(n)
     }
 

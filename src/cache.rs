@@ -1,0 +1,141 @@
+//! A write-back cache of a FAT volume's metadata region (boot sector,
+//! FATs, root directory), for fatfs. fatfs reads and writes FAT entries a
+//! few bytes at a time, each after a seek: tens of thousands of system
+//! calls per bank. Held in memory, they cost none; the region is written
+//! back in one piece by an explicit [`MetaCache::write_back`], whose errors
+//! are returned. (fatfs flushes its device after every file it closes, but
+//! never when it unmounts: `flush` alone is not the moment to write back.)
+
+use std::io::{self, Read, Seek, SeekFrom, Write};
+
+/// Largest metadata region cached (a FAT16 volume's is under 300 KiB).
+const MAX_CACHED: u64 = 1 << 20;
+
+/// The first `meta.len()` bytes of `inner` held in memory; everything past
+/// them passes straight through.
+pub struct MetaCache<T> {
+    inner: T,
+    meta: Vec<u8>,
+    pos: u64,
+    dirty: bool,
+}
+
+impl<T: Read + Write + Seek> MetaCache<T> {
+    /// Caches the first `len` bytes of `inner` (at most 1 MiB), reading
+    /// them now when `load`; a volume about to be formatted need not be.
+    pub fn new(mut inner: T, len: u64, load: bool) -> io::Result<MetaCache<T>> {
+        let mut meta = vec![0; len.min(MAX_CACHED) as usize];
+        if load {
+            inner.seek(SeekFrom::Start(0))?;
+            inner.read_exact(&mut meta)?;
+        }
+        Ok(MetaCache {
+            inner,
+            meta,
+            pos: 0,
+            dirty: !load,
+        })
+    }
+
+    /// Writes the cached region to `inner` if it changed, then flushes it.
+    pub fn write_back(&mut self) -> io::Result<()> {
+        if self.dirty {
+            self.inner.seek(SeekFrom::Start(0))?;
+            self.inner.write_all(&self.meta)?;
+            self.dirty = false;
+        }
+        self.inner.flush()
+    }
+
+    fn cached(&self) -> Option<usize> {
+        usize::try_from(self.pos)
+            .ok()
+            .filter(|&p| p < self.meta.len())
+    }
+}
+
+impl<T: Read + Write + Seek> Read for MetaCache<T> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = match self.cached() {
+            Some(p) => {
+                let n = buf.len().min(self.meta.len() - p);
+                buf[..n].copy_from_slice(&self.meta[p..p + n]);
+                n
+            }
+            None => {
+                self.inner.seek(SeekFrom::Start(self.pos))?;
+                self.inner.read(buf)?
+            }
+        };
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<T: Read + Write + Seek> Write for MetaCache<T> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = match self.cached() {
+            Some(p) => {
+                let n = buf.len().min(self.meta.len() - p);
+                self.meta[p..p + n].copy_from_slice(&buf[..n]);
+                self.dirty = true;
+                n
+            }
+            None => {
+                self.inner.seek(SeekFrom::Start(self.pos))?;
+                self.inner.write(buf)?
+            }
+        };
+        self.pos += n as u64;
+        Ok(n)
+    }
+
+    /// Flushes `inner` only; see [`MetaCache::write_back`].
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<T: Read + Write + Seek> Seek for MetaCache<T> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.pos = match pos {
+            SeekFrom::Start(n) => n,
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "seek before the start")
+            })?,
+            SeekFrom::End(d) => {
+                let end = self.inner.seek(SeekFrom::End(0))?;
+                end.checked_add_signed(d).ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidInput, "seek before the start")
+                })?
+            }
+        };
+        Ok(self.pos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    #[test]
+    fn reads_and_writes_across_the_boundary_land_where_they_belong() {
+        let backing: Vec<u8> = (0..64u8).collect();
+        let mut cache = MetaCache::new(Cursor::new(backing.clone()), 16, true).unwrap();
+        let mut buf = [0u8; 8];
+        cache.seek(SeekFrom::Start(12)).unwrap();
+        cache.read_exact(&mut buf).unwrap();
+        assert_eq!(buf, [12, 13, 14, 15, 16, 17, 18, 19]);
+        cache.seek(SeekFrom::Start(14)).unwrap();
+        cache.write_all(&[0xaa; 4]).unwrap();
+        // Past the cache it is written through at once; inside, only on
+        // write_back (not on flush, which fatfs calls after every file).
+        assert_eq!(cache.inner.get_ref()[14..18], [14, 15, 0xaa, 0xaa]);
+        cache.flush().unwrap();
+        assert_eq!(cache.inner.get_ref()[14..18], [14, 15, 0xaa, 0xaa]);
+        cache.write_back().unwrap();
+        assert_eq!(cache.inner.get_ref()[14..18], [0xaa; 4]);
+        assert_eq!(cache.seek(SeekFrom::End(-4)).unwrap(), 60);
+    }
+}
