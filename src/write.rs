@@ -488,7 +488,7 @@ impl Seek for Recorder {
 
 /// Bytes of file data after which writeback to the medium is started, so
 /// that flushing overlaps copying instead of following it.
-const KICK_BYTES: u64 = 4 << 20;
+const KICK_BYTES: u64 = 1 << 20;
 
 /// On the way to `inner`: counts bytes into a progress callback, hashes
 /// them, and every [`KICK_BYTES`] starts writeback of the target.
