@@ -31,6 +31,7 @@ pub mod device;
 pub mod error;
 pub mod extract;
 pub mod fat;
+pub mod fault;
 pub mod fsck;
 pub mod inventory;
 mod ioctl;

@@ -205,7 +205,9 @@ fn emit(text: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli.command) {
+    let result = run(cli.command);
+    esxstick::fault::report();
+    match result {
         Ok(()) => ExitCode::from(exit::OK as u8),
         Err(e) => {
             eprintln!("esxstick: {e}");

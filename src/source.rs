@@ -211,7 +211,8 @@ impl Write for FileView<'_> {
                 "esxstick never writes to its source",
             ));
         };
-        let n = self.file.write_at(buf, self.pos)?;
+        let len = crate::fault::write(buf.len())?;
+        let n = self.file.write_at(&buf[..len], self.pos)?;
         written.set(written.get() + n as u64);
         self.pos += n as u64;
         Ok(n)

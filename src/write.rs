@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
+use std::path::Path;
 
 use fscommon::StreamSlice;
 use serde::Serialize;
@@ -26,6 +27,7 @@ use crate::cache::MetaCache;
 use crate::device::{Target, TargetKind};
 use crate::error::{Error, Result};
 use crate::fat::{FileEntry, Volume};
+use crate::fault;
 use crate::inventory::Inventory;
 use crate::ioctl;
 use crate::plan::{BankPlan, Plan, PlannedPartition};
@@ -81,6 +83,7 @@ pub fn write(
     let written = Cell::new(0);
     let disk = Disk {
         file: target.file(),
+        path: target.path(),
         len: target.bytes(),
         written: &written,
     };
@@ -123,7 +126,7 @@ pub fn write(
         write_bank(source, inv, plan, bank, &disk, &|n| phase.inc(n), hashes)
             .map_err(fail(&format!("bank {}", bank.entry)))?;
     }
-    disk.file.sync_all().map_err(io_fail("syncing the data"))?;
+    disk.sync().map_err(io_fail("syncing the data"))?;
     phases.push(phase.finish());
 
     let phase = progress.phase("tables", SECTOR * plan.partitions.len() as u64);
@@ -155,7 +158,7 @@ fn invalidate(disk: &Disk, bytes: u64) -> io::Result<()> {
     let tail_start = bytes.saturating_sub(GPT_AREA * SECTOR).max(head);
     let tail_len = bytes.saturating_sub(tail_start) as usize;
     disk.write_at(&zeros[..tail_len], tail_start)?;
-    disk.file.sync_all()
+    disk.sync()
 }
 
 /// Copies the boot partition's used extent with its BPB patched: the
@@ -313,25 +316,33 @@ fn create_dirs<'a, T: fatfs::ReadWriteSeek>(
 /// Writes the EBRs, syncs, then the MBR (the only thing that makes the
 /// stick's table valid), and syncs again.
 fn write_tables(plan: &Plan, inv: &Inventory, disk: &Disk) -> io::Result<()> {
-    let mut mbr = mbr_for(plan, inv);
+    let (table, ebrs): (Vec<_>, Vec<_>) = table_sectors(plan, &inv.boot_code)?
+        .into_iter()
+        .partition(|(at, _)| *at == 0);
+    for (at, bytes) in &ebrs {
+        disk.write_at(bytes, *at)?;
+    }
+    disk.sync()?;
+    for (at, bytes) in &table {
+        disk.write_at(bytes, *at)?;
+    }
+    disk.sync()
+}
+
+/// The bytes of the plan's partition table — the MBR with `boot_code` and
+/// every EBR — as (byte offset, bytes), serialised by mbrman.
+pub fn table_sectors(plan: &Plan, boot_code: &[u8]) -> io::Result<Vec<(u64, Vec<u8>)>> {
+    let mut mbr = mbr_for(plan, boot_code);
     let mut recorder = Recorder::default();
     mbr.write_into(&mut recorder).map_err(|e| match e {
         mbrman::Error::Io(e) => e,
         other => io::Error::other(other.to_string()),
     })?;
-    let (table, ebrs): (Vec<_>, Vec<_>) = recorder.chunks.into_iter().partition(|(at, _)| *at == 0);
-    for (at, bytes) in &ebrs {
-        disk.write_at(bytes, *at)?;
-    }
-    disk.file.sync_all()?;
-    for (at, bytes) in &table {
-        disk.write_at(bytes, *at)?;
-    }
-    disk.file.sync_all()
+    Ok(recorder.chunks)
 }
 
 /// The mbrman table for a plan, with the source's boot code.
-fn mbr_for(plan: &Plan, inv: &Inventory) -> mbrman::MBR {
+fn mbr_for(plan: &Plan, boot_code: &[u8]) -> mbrman::MBR {
     let chs = |c: [u32; 3]| mbrman::CHS::new(c[0] as u16, c[1] as u8, c[2] as u8);
     let entry = |p: &PlannedPartition, start: u64| mbrman::MBRPartitionEntry {
         boot: if p.active {
@@ -351,7 +362,7 @@ fn mbr_for(plan: &Plan, inv: &Inventory) -> mbrman::MBR {
         .and_then(|b| u32::from_str_radix(&b.volume_id, 16).ok())
         .unwrap_or(0);
     let mut header = mbrman::MBRHeader::new(signature.to_le_bytes());
-    for (dst, src) in header.bootstrap_code.iter_mut().zip(&inv.boot_code) {
+    for (dst, src) in header.bootstrap_code.iter_mut().zip(boot_code) {
         *dst = *src;
     }
     let mut logical = Vec::new();
@@ -416,6 +427,7 @@ pub fn as_partition(p: &PlannedPartition) -> Partition {
 /// The target: positional writes counted, and views for fatfs.
 struct Disk<'a> {
     file: &'a File,
+    path: &'a Path,
     len: u64,
     written: &'a Cell<u64>,
 }
@@ -427,14 +439,30 @@ impl<'a> Disk<'a> {
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.file.write_all_at(buf, offset)?;
-        self.written.set(self.written.get() + buf.len() as u64);
+        let mut done = 0;
+        while done < buf.len() {
+            let len = fault::write(buf.len() - done)?;
+            let n = self
+                .file
+                .write_at(&buf[done..done + len], offset + done as u64)?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            done += n;
+            self.written.set(self.written.get() + n as u64);
+        }
         Ok(())
+    }
+
+    /// fsync, through the fault-injection seam.
+    fn sync(&self) -> io::Result<()> {
+        fault::sync()?;
+        self.file.sync_all()
     }
 
     fn err(&self, source: io::Error) -> Error {
         Error::Write {
-            path: "the target".into(),
+            path: self.path.to_path_buf(),
             source,
         }
     }

@@ -235,3 +235,38 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(60))]
+
+    /// plan → table bytes (as write serialises them) → a sparse disk →
+    /// the partition table read back equals the plan, entry for entry.
+    #[test]
+    fn planned_tables_round_trip_through_their_bytes(
+        name in proptest::sample::select(MBR_LAYOUTS.to_vec()),
+        files in proptest::collection::vec(1u64..20_000_000, 1..6),
+        target_mib in 48u64..2_500,
+    ) {
+        let layout = Layout::load(name).unwrap();
+        let payload = payload(Scheme::Mbr, 500, files);
+        let Ok(plan) = plan::plan(&payload, &layout, target_mib * 2048) else {
+            return Ok(());
+        };
+        let path = std::env::temp_dir().join(format!("esxstick-roundtrip-{}.img", std::process::id()));
+        let disk = std::fs::File::create(&path).unwrap();
+        disk.set_len(plan.target_sectors * 512).unwrap();
+        let code: Vec<u8> = (0..440).map(|i| i as u8).collect();
+        use std::os::unix::fs::FileExt;
+        for (at, bytes) in esxstick::write::table_sectors(&plan, &code).unwrap() {
+            disk.write_all_at(&bytes, at).unwrap();
+        }
+        let source = esxstick::source::Source::open(&path).unwrap();
+        let table = esxstick::table::read(&source).unwrap();
+        let _ = std::fs::remove_file(&path);
+        prop_assert_eq!(&table.boot_code, &code);
+        prop_assert_eq!(table.partitions.len(), plan.partitions.len());
+        for p in &plan.partitions {
+            prop_assert_eq!(table.get(p.entry), Some(&esxstick::write::as_partition(p)));
+        }
+    }
+}

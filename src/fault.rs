@@ -1,0 +1,102 @@
+//! Fault injection for tests: every write and fsync on a target passes
+//! through here. In debug builds (the ones the test suite runs) the
+//! environment variable `ESXSTICK_FAULT` makes the N-th call fail:
+//!
+//! * `write:N:eio`, `write:N:enospc` — the N-th write fails;
+//! * `write:N:short` — the N-th write writes only half its bytes;
+//! * `sync:N:eio` — the N-th fsync fails;
+//! * `count` — nothing fails; the numbers of writes and syncs are printed
+//!   to stderr when the process ends (for tests that sweep N).
+//!
+//! Release builds never read the variable: these are no-ops there.
+
+use std::io;
+
+#[cfg(debug_assertions)]
+mod active {
+    use std::io;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    static SYNCS: AtomicU64 = AtomicU64::new(0);
+
+    struct Plan {
+        kind: String,
+        n: u64,
+        how: String,
+    }
+
+    fn plan() -> Option<&'static Plan> {
+        static PLAN: OnceLock<Option<Plan>> = OnceLock::new();
+        PLAN.get_or_init(|| {
+            let spec = std::env::var("ESXSTICK_FAULT").ok()?;
+            let mut parts = spec.split(':');
+            let kind = parts.next()?.to_string();
+            let n = parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            let how = parts.next().unwrap_or("").to_string();
+            Some(Plan { kind, n, how })
+        })
+        .as_ref()
+    }
+
+    fn error(how: &str) -> io::Error {
+        match how {
+            "enospc" => io::Error::from_raw_os_error(nix::libc::ENOSPC),
+            _ => io::Error::from_raw_os_error(nix::libc::EIO),
+        }
+    }
+
+    pub fn write(len: usize) -> io::Result<usize> {
+        let n = WRITES.fetch_add(1, Ordering::SeqCst) + 1;
+        match plan() {
+            Some(p) if p.kind == "write" && p.n == n => match p.how.as_str() {
+                "short" => Ok(len / 2),
+                how => Err(error(how)),
+            },
+            _ => Ok(len),
+        }
+    }
+
+    pub fn sync() -> io::Result<()> {
+        let n = SYNCS.fetch_add(1, Ordering::SeqCst) + 1;
+        match plan() {
+            Some(p) if p.kind == "sync" && p.n == n => Err(error(&p.how)),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn report() {
+        if plan().is_some_and(|p| p.kind == "count") {
+            eprintln!(
+                "fault points: writes={} syncs={}",
+                WRITES.load(Ordering::SeqCst),
+                SYNCS.load(Ordering::SeqCst)
+            );
+        }
+    }
+}
+
+/// Called before a write of `len` bytes to the target: how many bytes
+/// to write (all of them, but for an injected short write), or an
+/// injected error.
+pub fn write(len: usize) -> io::Result<usize> {
+    #[cfg(debug_assertions)]
+    return active::write(len);
+    #[cfg(not(debug_assertions))]
+    Ok(len)
+}
+
+/// Called before an fsync of the target: an injected error, or nothing.
+pub fn sync() -> io::Result<()> {
+    #[cfg(debug_assertions)]
+    return active::sync();
+    #[cfg(not(debug_assertions))]
+    Ok(())
+}
+
+/// With `ESXSTICK_FAULT=count`, prints the numbers of writes and syncs.
+pub fn report() {
+    #[cfg(debug_assertions)]
+    active::report();
+}

@@ -1,0 +1,217 @@
+//! Crash safety: a write that fails at any write or fsync, is killed at
+//! any moment, or loses its device must never leave a stick that looks
+//! valid but is not — either no valid MBR signature, or the complete
+//! stick that verifies — and a rerun must succeed.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const SIZE: &str = "65273856";
+const LAYOUT: &str = "vcritical-64mb";
+
+fn write_cmd(source: &Path, target: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_esxstick"));
+    cmd.args([
+        "write",
+        source.to_str().unwrap(),
+        target,
+        "--size",
+        SIZE,
+        "--layout",
+        LAYOUT,
+    ])
+    .args(["--yes", "--quiet", "--json"])
+    .env("RUST_BACKTRACE", "1")
+    .stdin(Stdio::null());
+    cmd
+}
+
+fn has_mbr_signature(target: &str) -> bool {
+    let mut sector = [0u8; 512];
+    use std::os::unix::fs::FileExt;
+    fs::File::open(target)
+        .unwrap()
+        .read_exact_at(&mut sector, 0)
+        .unwrap();
+    sector[510..] == [0x55, 0xaa]
+}
+
+/// The invariant: no valid table, or a stick that verifies in full.
+fn assert_never_half_valid(source: &Path, target: &str, what: &str) {
+    if has_mbr_signature(target) {
+        let out = esxstick(&[
+            "verify",
+            target,
+            "--against",
+            source.to_str().unwrap(),
+            "--layout",
+            LAYOUT,
+        ]);
+        assert!(
+            out.status.success(),
+            "{what}: a valid table over an incomplete stick:\n{}",
+            stdout(&out)
+        );
+    }
+}
+
+fn rerun_succeeds(source: &Path, target: &str, what: &str) {
+    let out = write_cmd(source, target).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: the rerun failed: {}",
+        stderr(&out)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["verify"]["ok"], true,
+        "{what}: the rerun did not verify"
+    );
+}
+
+/// The fault points of a full write: (writes, syncs).
+fn fault_points(source: &Path, target: &str) -> (u64, u64) {
+    let out = write_cmd(source, target)
+        .env("ESXSTICK_FAULT", "count")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("fault points:"))
+        .expect("fault report");
+    let num = |key: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    (num("writes="), num("syncs="))
+}
+
+#[test]
+fn a_failing_write_or_fsync_never_leaves_a_half_valid_stick() {
+    let source = fixture("esxi40");
+    let dir = scratch("faults-sweep");
+    let target = dir.join("stick.img");
+    fs::File::create(&target)
+        .unwrap()
+        .set_len(65_273_856)
+        .unwrap();
+    let t = target.to_str().unwrap();
+    let (writes, syncs) = fault_points(&source, t);
+    assert!(
+        writes > 1000 && syncs >= 3,
+        "{writes} writes, {syncs} syncs"
+    );
+
+    // Every write outside the bulk of file data, and a sample inside it;
+    // every fsync; errors of both kinds and short writes.
+    let mut points: Vec<(String, String)> = Vec::new();
+    let edges = (1..=40).chain(writes.saturating_sub(40)..=writes);
+    for n in edges.chain((41..writes.saturating_sub(40)).step_by(173)) {
+        let how = if n % 3 == 0 { "enospc" } else { "eio" };
+        points.push(("write".into(), format!("{n}:{how}")));
+    }
+    for n in [1, 2, 3, 20, writes / 2, writes - 2, writes - 1, writes] {
+        points.push(("write".into(), format!("{n}:short")));
+    }
+    for n in 1..=syncs {
+        points.push(("sync".into(), format!("{n}:eio")));
+    }
+    let mut failed_cleanly = 0;
+    for (i, (kind, spec)) in points.iter().enumerate() {
+        let what = format!("{kind}:{spec}");
+        let out = write_cmd(&source, t)
+            .env("ESXSTICK_FAULT", &what)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{what}: {err}");
+        if !out.status.success() {
+            failed_cleanly += 1;
+            assert_eq!(
+                err.trim_end().lines().count(),
+                1,
+                "{what}: one line expected: {err}"
+            );
+            assert!(err.starts_with("esxstick: "), "{what}: {err}");
+        }
+        assert_never_half_valid(&source, t, &what);
+        if i % 10 == 0 {
+            rerun_succeeds(&source, t, &what);
+        }
+    }
+    assert!(
+        failed_cleanly * 10 >= points.len() * 8,
+        "most injected faults must fail the write"
+    );
+    rerun_succeeds(&source, t, "after the sweep");
+    eprintln!(
+        "swept {} fault points over {writes} writes and {syncs} syncs",
+        points.len()
+    );
+}
+
+#[test]
+fn killing_a_write_at_any_moment_never_leaves_a_half_valid_stick() {
+    let source = fixture("esxi40");
+    let dir = scratch("faults-kill");
+    let backing = dir.join("disk.img");
+    fs::File::create(&backing)
+        .unwrap()
+        .set_len(65_273_856)
+        .unwrap();
+    let lo = Loop::attach(&backing);
+    let started = Instant::now();
+    rerun_succeeds(&source, &lo.0, "first write");
+    let duration = started.elapsed();
+    let points = 24;
+    for i in 0..points {
+        let at = duration.mul_f64(f64::from(i) / f64::from(points));
+        let mut child = write_cmd(&source, &lo.0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(at);
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        assert_never_half_valid(&source, &lo.0, &format!("killed after {at:?}"));
+    }
+    rerun_succeeds(&source, &lo.0, "after the kills");
+}
+
+#[test]
+fn a_target_that_disappears_ends_cleanly() {
+    let source = fixture("esxi40");
+    let dir = scratch("faults-detach");
+    let backing = dir.join("disk.img");
+    fs::File::create(&backing)
+        .unwrap()
+        .set_len(65_273_856)
+        .unwrap();
+    let lo = Loop::attach(&backing);
+    let child = write_cmd(&source, &lo.0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    let _ = Command::new("losetup").args(["-d", &lo.0]).status();
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(60), "no hang");
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    if !out.status.success() {
+        assert_eq!(err.trim_end().lines().count(), 1, "one clear line: {err}");
+    }
+}
