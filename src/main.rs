@@ -1,4 +1,5 @@
 //! The esxstick command line: parses arguments, calls the library, prints.
+#![deny(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;

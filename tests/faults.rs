@@ -101,10 +101,7 @@ fn a_failing_write_or_fsync_never_leaves_a_half_valid_stick() {
     let source = fixture("esxi40");
     let dir = scratch("faults-sweep");
     let target = dir.join("stick.img");
-    fs::File::create(&target)
-        .unwrap()
-        .set_len(65_273_856)
-        .unwrap();
+    sparse(&target, 65_273_856);
     let t = target.to_str().unwrap();
     let (writes, syncs) = fault_points(&source, t);
     assert!(
@@ -165,10 +162,7 @@ fn killing_a_write_at_any_moment_never_leaves_a_half_valid_stick() {
     let source = fixture("esxi40");
     let dir = scratch("faults-kill");
     let backing = dir.join("disk.img");
-    fs::File::create(&backing)
-        .unwrap()
-        .set_len(65_273_856)
-        .unwrap();
+    sparse(&backing, 65_273_856);
     let lo = Loop::attach(&backing);
     let started = Instant::now();
     rerun_succeeds(&source, &lo.0, "first write");
@@ -194,10 +188,7 @@ fn a_target_that_disappears_ends_cleanly() {
     let source = fixture("esxi40");
     let dir = scratch("faults-detach");
     let backing = dir.join("disk.img");
-    fs::File::create(&backing)
-        .unwrap()
-        .set_len(65_273_856)
-        .unwrap();
+    sparse(&backing, 65_273_856);
     let lo = Loop::attach(&backing);
     let child = write_cmd(&source, &lo.0)
         .stdout(Stdio::null())

@@ -109,10 +109,7 @@ fn target_file_gives_the_size_and_plan_writes_nothing() {
     let image = fixture("esxi40");
     let dir = scratch("plan-target");
     let target = dir.join("stick.img");
-    fs::File::create(&target)
-        .unwrap()
-        .set_len(65_273_856)
-        .unwrap();
+    sparse(&target, 65_273_856);
     let before = fs::read(&target).unwrap();
     let by_file = esxstick(&[
         "plan",
@@ -175,10 +172,7 @@ fn sfdisk_round_trip(variant: &str, size: &str, layout: &str) {
     let dir = scratch(&format!("plan-sfdisk-{variant}-{layout}-{size}"));
     let img = dir.join("stick.img");
     let sectors = plan["target_sectors"].as_u64().unwrap();
-    fs::File::create(&img)
-        .unwrap()
-        .set_len(sectors * 512)
-        .unwrap();
+    sparse(&img, sectors * 512);
     let gpt = plan["scheme"] == "gpt";
     let name = img.to_str().unwrap();
     let mut script = if gpt {

@@ -209,10 +209,7 @@ fn write_to_a_loop_device() {
     let image = fixture("esxi40");
     let dir = scratch("write-loop");
     let backing = dir.join("disk.img");
-    fs::File::create(&backing)
-        .unwrap()
-        .set_len(65_273_856)
-        .unwrap();
+    sparse(&backing, 65_273_856);
     let lo = Loop::attach(&backing);
     let out = esxstick(&[
         "write",
@@ -391,7 +388,7 @@ fn unsafe_targets_are_refused_and_left_untouched() {
 
     // A mounted disk.
     let ext = dir.join("ext2.img");
-    fs::File::create(&ext).unwrap().set_len(64 << 20).unwrap();
+    sparse(&ext, 64 << 20);
     oracle("mkfs.ext2", &["-q", "-F", ext.to_str().unwrap()]);
     let lo = Loop::attach(&ext);
     let mnt = dir.join("mnt");
@@ -413,7 +410,7 @@ fn unsafe_targets_are_refused_and_left_untouched() {
 
     // A device smaller than the plan.
     let small = dir.join("small.img");
-    fs::File::create(&small).unwrap().set_len(32 << 20).unwrap();
+    sparse(&small, 32 << 20);
     let lo = Loop::attach(&small);
     let before = digest(Path::new(&lo.0));
     assert_refused(

@@ -51,6 +51,13 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// Creates (or truncates) `path` as a sparse file of `len` bytes.
+pub fn sparse(path: &Path, len: u64) {
+    File::create(path)
+        .and_then(|f| f.set_len(len))
+        .expect("create sparse file");
+}
+
 /// Runs esxstick with `args`.
 pub fn esxstick(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_esxstick"))
