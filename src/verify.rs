@@ -480,37 +480,59 @@ pub fn self_check(stick: &Source) -> Result<VerifyReport> {
     Ok(report)
 }
 
-/// Decompresses a gzip module to nowhere, checking each member's CRC-32
-/// and length; files that are not gzip are only read.
+/// Checks a module as it is streamed in: decompresses gzip data to
+/// nowhere, checking each member's CRC-32 and length; files that are not
+/// gzip are only read.
 fn gzip_check(volume: &Volume, entry: &FileEntry) -> std::result::Result<String, String> {
-    let mut sink = GzipSink {
-        head: Vec::new(),
-        decoder: MultiGzDecoder::new(io::sink()),
-        damage: None,
-    };
+    let mut check = GzipCheck::new();
     volume
-        .copy_file(entry, &mut sink)
+        .copy_file(entry, &mut check)
         .map_err(|e| e.to_string())?;
-    if sink.head.get(..2) != Some(&[0x1f, 0x8b][..]) {
-        return Ok("read in full (not gzip)".into());
-    }
-    if let Some(damage) = sink.damage {
-        return Err(format!("damaged gzip stream: {damage}"));
-    }
-    sink.decoder
-        .try_finish()
-        .map(|()| "gzip stream complete, CRC-32 and length correct".to_string())
-        .map_err(|e| format!("damaged gzip stream: {e}"))
+    check.finish()
 }
 
-/// Feeds a file to a gzip decoder, remembering the first damage found.
-struct GzipSink {
+/// A writer that checks the gzip stream written into it: every member's
+/// CRC-32 and length, and that the stream is complete. Data that does not
+/// start with the gzip magic (1F 8B) is accepted as not gzip.
+pub struct GzipCheck {
     head: Vec<u8>,
     decoder: MultiGzDecoder<io::Sink>,
     damage: Option<String>,
 }
 
-impl Write for GzipSink {
+impl GzipCheck {
+    /// A check with nothing written yet.
+    pub fn new() -> GzipCheck {
+        GzipCheck {
+            head: Vec::new(),
+            decoder: MultiGzDecoder::new(io::sink()),
+            damage: None,
+        }
+    }
+
+    /// The verdict, once everything is written: what was found, or the
+    /// damage.
+    pub fn finish(mut self) -> std::result::Result<String, String> {
+        if self.head.get(..2) != Some(&[0x1f, 0x8b][..]) {
+            return Ok("read in full (not gzip)".into());
+        }
+        if let Some(damage) = self.damage {
+            return Err(format!("damaged gzip stream: {damage}"));
+        }
+        self.decoder
+            .try_finish()
+            .map(|()| "gzip stream complete, CRC-32 and length correct".to_string())
+            .map_err(|e| format!("damaged gzip stream: {e}"))
+    }
+}
+
+impl Default for GzipCheck {
+    fn default() -> GzipCheck {
+        GzipCheck::new()
+    }
+}
+
+impl Write for GzipCheck {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.head.len() < 2 {
             self.head.extend(buf.iter().take(2 - self.head.len()));
