@@ -164,14 +164,33 @@ impl BootSector {
                 bs.sectors_per_cluster
             ));
         }
-        if bs.reserved_sectors == 0 || bs.fats == 0 || bs.sectors_per_fat == 0 {
-            return Err("no reserved sectors, no FAT, or an empty FAT".to_string());
+        if bs.reserved_sectors == 0 {
+            return Err("no reserved sectors (the boot sector must be one)".to_string());
+        }
+        if bs.fats == 0 {
+            return Err("it declares no FAT".to_string());
+        }
+        if bs.sectors_per_fat == 0 {
+            return Err("its FAT has zero sectors".to_string());
         }
         if bs.first_data_sector() >= u64::from(bs.total_sectors) {
             return Err(format!(
                 "its metadata ({} sectors) does not fit its size ({} sectors)",
                 bs.first_data_sector(),
                 bs.total_sectors
+            ));
+        }
+        let entries = u64::from(bs.clusters()) + 2;
+        let needed = match bs.fat_type() {
+            FatType::Fat12 => (entries * 3).div_ceil(2),
+            FatType::Fat16 => entries * 2,
+            FatType::Fat32 => entries * 4,
+        };
+        if u64::from(bs.sectors_per_fat) * SECTOR < needed {
+            return Err(format!(
+                "its FAT ({} sectors) is too small for its {} clusters",
+                bs.sectors_per_fat,
+                bs.clusters()
             ));
         }
         Ok(bs)

@@ -24,6 +24,13 @@ pub fn size(path: &Path) -> Result<u64> {
         path: path.to_path_buf(),
         source,
     };
+    let kind = fs::metadata(path).map_err(open_err)?.file_type();
+    if !kind.is_file() && !kind.is_block_device() {
+        return Err(open_err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file or block device",
+        )));
+    }
     let file = File::open(path).map_err(open_err)?;
     file_size(&file).map_err(open_err)
 }

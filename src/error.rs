@@ -55,7 +55,7 @@ pub enum Error {
     NoBootbank(String),
 
     /// boot.cfg names modules that the bank does not contain.
-    #[error("bootbank {partition}: boot.cfg names {} not in the bank: {}", if names.len() == 1 { "a module" } else { "modules" }, names.join(", "))]
+    #[error("bootbank {partition}: boot.cfg names {} not in the bank: {}", if names.len() == 1 { "a module" } else { "modules" }, list_some(names))]
     MissingModules {
         /// Bank partition number.
         partition: u32,
@@ -114,6 +114,15 @@ pub enum Error {
         /// The operating system's reason.
         source: io::Error,
     },
+}
+
+/// The first few names, and how many more: one line stays readable.
+fn list_some(names: &[String]) -> String {
+    const SHOWN: usize = 8;
+    match names.len() {
+        n if n <= SHOWN => names.join(", "),
+        n => format!("{}, and {} more", names[..SHOWN].join(", "), n - SHOWN),
+    }
 }
 
 /// Shorthand for results of the esxstick library.

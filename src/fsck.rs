@@ -62,6 +62,13 @@ pub fn scan(source: &Source, start: u64, sectors: u64) -> Result<Scan> {
             return Ok(out);
         }
     };
+    if bs.fat_type() == FatType::Fat32 && u64::from(bs.total_sectors) > sectors {
+        out.problems.push(fatal(format!(
+            "its boot sector claims {} sectors, more than its partition's {sectors}",
+            bs.total_sectors
+        )));
+        return Ok(out);
+    }
     if bs.fat_type() == FatType::Fat32 {
         out.problems.push(fatal(
             "FAT32 (ESXi's boot partition and bootbanks are FAT16)".into(),

@@ -353,13 +353,18 @@ fn boot_partition(
 
 fn read_bank(source: &Source, p: &Partition) -> Bank {
     let cfg = Volume::open(source, p).and_then(|v| match v.find("boot.cfg")? {
-        Some(f) => v.read_small(&f, bootcfg::MAX_BYTES).map(Some),
-        None => Ok(None),
+        Some(f) => v.read_small(&f, bootcfg::MAX_BYTES).map(Ok),
+        None => Ok(Err(v.files()?.len())),
     });
     let (boot_cfg, bootable, status) = match cfg {
         Err(e) => (None, false, unprefixed(&e, p.number)),
-        Ok(None) => (None, false, "no boot.cfg (empty bank)".to_string()),
-        Ok(Some(bytes)) => match BootCfg::parse(&bytes) {
+        Ok(Err(0)) => (None, false, "no boot.cfg (empty bank)".to_string()),
+        Ok(Err(n)) => (
+            None,
+            false,
+            format!("no boot.cfg, though the bank holds {n} files"),
+        ),
+        Ok(Ok(bytes)) => match BootCfg::parse(&bytes) {
             Err(e) => (None, false, e.to_string()),
             Ok(cfg) => {
                 let state = cfg.bootstate.unwrap_or(0);

@@ -41,8 +41,9 @@ impl Source {
             path: path.to_path_buf(),
             source,
         };
-        let mut file = File::open(path).map_err(open_err)?;
-        let file_type = file.metadata().map_err(open_err)?.file_type();
+        // The type is checked before opening: opening a FIFO would wait
+        // for a writer for ever.
+        let file_type = std::fs::metadata(path).map_err(open_err)?.file_type();
         let kind = if file_type.is_block_device() {
             SourceKind::BlockDevice
         } else if file_type.is_file() {
@@ -53,6 +54,7 @@ impl Source {
                 "not a regular file or block device",
             )));
         };
+        let mut file = File::open(path).map_err(open_err)?;
         // lseek(SEEK_END) gives the size of block devices as well as files.
         let len = file.seek(SeekFrom::End(0)).map_err(open_err)?;
         Ok(Source {

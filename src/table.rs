@@ -157,6 +157,13 @@ pub fn read(source: &Source) -> Result<PartitionTable> {
             "sector 0 has no MBR signature (55 AA)".to_string(),
         ));
     }
+    if (mbr[0] == 0xeb || mbr[0] == 0xe9) && crate::bpb::BootSector::parse(&mbr).is_ok() {
+        return Err(Error::NotADiskImage(
+            "sector 0 holds a FAT file system, not a partition table (an unpartitioned \
+             \"superfloppy\"); esxstick needs a partitioned ESXi disk"
+                .to_string(),
+        ));
+    }
     let protective = (0..4).any(|i| mbr[446 + 16 * i + 4] == 0xee);
     let mut table = if protective {
         read_gpt(source, disk_sectors)?
@@ -231,6 +238,11 @@ fn walk_ebr_chain(source: &Source, disk_sectors: u64) -> Result<()> {
             )));
         }
         let logical = entry(&ebr, 0);
+        if logical.sys != 0 && logical.start == 0 {
+            return Err(Error::Table(format!(
+                "the logical partition described at sector {lba} starts on its own EBR"
+            )));
+        }
         if lba + logical.start > u64::from(u32::MAX) {
             return Err(Error::Table(format!(
                 "the logical partition described at sector {lba} starts beyond 2 TiB"
@@ -240,10 +252,15 @@ fn walk_ebr_chain(source: &Source, disk_sectors: u64) -> Result<()> {
         if next.start == 0 {
             return Ok(());
         }
-        if !seen.insert(rel) || next.start <= rel || count >= MAX_LOGICAL {
+        if !seen.insert(rel) || next.start <= rel {
             return Err(Error::Table(format!(
                 "the EBR chain loops: the EBR at sector {lba} links back to sector {}",
                 ext.start + next.start
+            )));
+        }
+        if count + 1 >= MAX_LOGICAL {
+            return Err(Error::Table(format!(
+                "the EBR chain holds more than {MAX_LOGICAL} logical partitions"
             )));
         }
         rel = next.start;
@@ -289,7 +306,7 @@ fn read_gpt(source: &Source, disk_sectors: u64) -> Result<PartitionTable> {
         .writable(false)
         .logical_block_size(gpt::disk::LogicalBlockSize::Lb512)
         .open_from_device(source.reader())
-        .map_err(|e| Error::Table(format!("GPT: {e}")))?;
+        .map_err(|e| Error::Table(gpt_message(&e)))?;
     let partitions = disk
         .partitions()
         .iter()
@@ -372,6 +389,17 @@ fn check_bounds(table: &PartitionTable) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The gpt crate's error, worded for users ("GPT IO Error: …" reads as
+/// a disk failure when it is a damaged table).
+fn gpt_message(e: &gpt::GptError) -> String {
+    let text = e.to_string().replace("IO Error: ", "");
+    if text.starts_with("GPT") {
+        text
+    } else {
+        format!("GPT: {text}")
+    }
 }
 
 fn read_err(what: &str, offset: u64, source: std::io::Error) -> Error {
