@@ -29,6 +29,15 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// A compressed image could not be read (damaged, truncated, wrong
+    /// MD5).
+    #[error("compressed image: {0}")]
+    Stream(String),
+
+    /// An installer ISO holds no usable image.
+    #[error("installer ISO: {0}")]
+    Iso(String),
+
     /// The source is not a partitioned disk image at all.
     #[error("not a disk image: {0}")]
     NotADiskImage(String),

@@ -8,7 +8,8 @@ use crate::bootcfg::{self, BootCfg};
 use crate::bpb::BootSector;
 use crate::error::{Error, Result};
 use crate::fat::{FileEntry, FsInfo, Volume};
-use crate::source::{Source, SourceKind};
+use crate::source::{Source, SourceKind, SECTOR};
+use crate::stream::Origin;
 use crate::table::{self, Partition, PartitionTable, Scheme};
 
 /// Largest boot partition accepted (1 GiB; ESXi's is 4 MiB).
@@ -71,8 +72,12 @@ pub struct SourceInfo {
     pub path: String,
     /// Image file or block device.
     pub kind: SourceKind,
-    /// Size in bytes.
+    /// Size in bytes (for a stream not read to its end, up to the end of
+    /// the last partition).
     pub bytes: u64,
+    /// For a compressed image or an installer ISO, where the image is
+    /// read from.
+    pub origin: Option<Origin>,
     /// MBR or GPT.
     pub scheme: Scheme,
     /// Size in sectors.
@@ -186,6 +191,16 @@ impl Inventory {
         self.banks.iter().find(|b| b.partition == n)
     }
 
+    /// Bytes from the start of the image that cover everything a stick
+    /// is made from: the boot partition and the active bank.
+    pub fn needed_bytes(&self) -> u64 {
+        let bank_end = self
+            .partition(self.active_bank.partition)
+            .map_or(0, |p| p.partition.end() + 1);
+        let boot_end = self.boot.start + self.boot.sectors;
+        boot_end.max(bank_end) * SECTOR
+    }
+
     /// The partition with number `n`.
     pub fn partition(&self, n: u32) -> Option<&PartitionInfo> {
         self.partitions.iter().find(|p| p.partition.number == n)
@@ -257,7 +272,8 @@ pub fn read(source: &Source, bank: Option<u32>) -> Result<Inventory> {
         source: SourceInfo {
             path: source.path().display().to_string(),
             kind: source.kind(),
-            bytes: source.len(),
+            bytes: source.known_len().unwrap_or(table.disk_sectors * SECTOR),
+            origin: source.origin().cloned(),
             scheme: table.scheme,
             disk_sectors: table.disk_sectors,
         },
@@ -277,7 +293,11 @@ fn describe_partitions(source: &Source, table: &PartitionTable) -> Vec<Partition
         .partitions
         .iter()
         .map(|p| {
-            let (fs, fs_error) = if p.kind.is_fat() {
+            let role = Role::of(table.scheme, p);
+            // A stream is read only as far as needed: up to the banks.
+            let needed = source.origin().is_none()
+                || matches!(role, Role::Boot | Role::Bootbank | Role::Altbootbank);
+            let (fs, fs_error) = if p.kind.is_fat() && needed {
                 match Volume::open(source, p).and_then(|v| v.info()) {
                     Ok(info) => (Some(info), None),
                     Err(e) => (None, Some(e.to_string())),
@@ -288,7 +308,7 @@ fn describe_partitions(source: &Source, table: &PartitionTable) -> Vec<Partition
             PartitionInfo {
                 partition: p.clone(),
                 type_name: p.kind.name(),
-                role: Role::of(table.scheme, p),
+                role,
                 bytes: p.bytes(),
                 fs,
                 fs_error,

@@ -3,7 +3,9 @@
 //!
 //! The pipeline, one module per stage:
 //!
-//! 1. [`source`]: the image, read-only with random access.
+//! 1. [`source`]: the image, read-only with random access — a raw file
+//!    or device, or a [`compress`]ed image (given directly or found on an
+//!    installer [`iso`]) made randomly readable by a [`stream`].
 //! 2. [`table`]: its partition table (MBR + EBR chain, or GPT).
 //! 3. [`bpb`], [`fat`], [`bootcfg`]: the on-disk structures inside it.
 //! 4. [`inventory`]: what the image holds — boot partition, bootbanks, the
@@ -27,6 +29,7 @@
 pub mod bootcfg;
 pub mod bpb;
 pub mod cache;
+pub mod compress;
 pub mod device;
 pub mod error;
 pub mod extract;
@@ -35,11 +38,13 @@ pub mod fault;
 pub mod fsck;
 pub mod inventory;
 mod ioctl;
+pub mod iso;
 pub mod layout;
 pub mod plan;
 pub mod progress;
 pub mod size;
 pub mod source;
+pub mod stream;
 pub mod table;
 pub mod verify;
 pub mod write;

@@ -1,7 +1,7 @@
 //! The esxstick command line: parses arguments, calls the library, prints.
 #![deny(unsafe_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use std::io::IsTerminal;
@@ -14,7 +14,7 @@ use esxstick::layout::{self, Layout};
 use esxstick::plan::{self, Payload, Plan};
 use esxstick::progress::Progress;
 use esxstick::size::{group, human};
-use esxstick::source::{Source, SECTOR};
+use esxstick::source::{Source, SourceKind, SECTOR};
 use esxstick::table::Scheme;
 use esxstick::verify::{self, VerifyReport};
 use esxstick::write::{self, WriteReport};
@@ -36,13 +36,42 @@ struct Cli {
     command: Command,
 }
 
-/// Choosing the bank, shared by every command that reads an image.
+/// How the image is read, shared by every command that reads one.
 #[derive(clap::Args)]
-struct BankArg {
+struct ImageArgs {
     /// Use this bootbank (5 or 6) instead of the active one (the bootable
     /// bank with the highest updated= in its boot.cfg).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(5..=6))]
     bank: Option<u32>,
+    /// Skip the check of an installer ISO's imagedd.md5 (which reads the
+    /// whole compressed image, on a second core while a stick is written).
+    #[arg(long)]
+    no_md5: bool,
+}
+
+impl ImageArgs {
+    /// Opens the image and reads its inventory; a stream (compressed
+    /// image, ISO) then decompresses ahead, on another thread, as far as
+    /// the boot partition and the chosen bank reach — and no further.
+    fn read(&self, path: &Path, progress: &Progress) -> Result<(Source, Inventory), Error> {
+        let source = Source::open_with(path, !self.no_md5)?;
+        if self.no_md5 && source.kind() == SourceKind::InstallerIso {
+            eprintln!("esxstick: --no-md5: the image's MD5 is not checked");
+        }
+        source.show_progress(progress.stream());
+        let inv = inventory::read(&source, self.bank)?;
+        source.prefetch(inv.needed_bytes());
+        Ok((source, inv))
+    }
+}
+
+/// Ends reading a stream (checking the MD5 an ISO gives) and says on
+/// stderr how much of it was read.
+fn finish(source: &Source) -> Result<(), Error> {
+    if let Some(report) = source.finish()? {
+        eprintln!("esxstick: {}", report.summary());
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -61,7 +90,7 @@ enum Command {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        bank: BankArg,
+        image: ImageArgs,
     },
     /// Copy the boot partition (boot.img) and the active bootbank's files
     /// into DIR, with a SHA256SUMS that `sha256sum -c` accepts.
@@ -74,7 +103,7 @@ enum Command {
         /// Output directory; must be empty unless --force.
         dir: PathBuf,
         #[command(flatten)]
-        bank: BankArg,
+        image: ImageArgs,
         /// Write into DIR even if it holds files (same names are replaced).
         #[arg(long)]
         force: bool,
@@ -100,7 +129,7 @@ enum Command {
         #[arg(long, value_name = "NAME|FILE", default_value = layout::DEFAULT)]
         layout: String,
         #[command(flatten)]
-        bank: BankArg,
+        image: ImageArgs,
         /// Print the plan as JSON (schema "esxstick.plan/1", see README.md).
         #[arg(long)]
         json: bool,
@@ -130,7 +159,7 @@ enum Command {
         #[arg(long, value_name = "SIZE")]
         size: Option<String>,
         #[command(flatten)]
-        bank: BankArg,
+        image: ImageArgs,
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
@@ -169,7 +198,7 @@ enum Command {
         #[arg(long, value_name = "NAME|FILE", requires = "against")]
         layout: Option<String>,
         #[command(flatten)]
-        bank: BankArg,
+        image: ImageArgs,
         /// Print the report as JSON (schema "esxstick.verify/1").
         #[arg(long)]
         json: bool,
@@ -204,6 +233,11 @@ fn emit(text: &str) {
         .and_then(|()| stdout.flush());
 }
 
+/// Whether stderr is a terminal (where progress bars may be drawn).
+fn tty() -> bool {
+    std::io::stderr().is_terminal()
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = run(cli.command);
@@ -235,9 +269,12 @@ struct SmallestTarget {
 
 fn run(command: Command) -> Result<(), Error> {
     match command {
-        Command::Inspect { source, json, bank } => {
-            let source = Source::open(&source)?;
-            let inv = inventory::read(&source, bank.bank)?;
+        Command::Inspect {
+            source,
+            json,
+            image,
+        } => {
+            let (source, inv) = image.read(&source, &Progress::new(!json && tty()))?;
             let smallest = smallest_target(&inv);
             if json {
                 let report = InspectReport {
@@ -248,17 +285,18 @@ fn run(command: Command) -> Result<(), Error> {
             } else {
                 emit(&render_inventory(&inv, smallest.as_ref()));
             }
+            finish(&source)?;
             inv.check_complete()
         }
         Command::Extract {
             source,
             dir,
-            bank,
+            image,
             force,
         } => {
-            let source = Source::open(&source)?;
-            let inv = inventory::read(&source, bank.bank)?;
+            let (source, inv) = image.read(&source, &Progress::new(tty()))?;
             let report = extract::extract(&source, &inv, &dir, force)?;
+            finish(&source)?;
             let mut out = String::new();
             for f in &report.files {
                 line!(out, "{:>14}  {}", group(f.bytes), f.path);
@@ -279,7 +317,7 @@ fn run(command: Command) -> Result<(), Error> {
             target,
             size,
             layout,
-            bank,
+            image,
             json,
         } => {
             let layout = Layout::load(&layout)?;
@@ -288,10 +326,10 @@ fn run(command: Command) -> Result<(), Error> {
                 (None, Some(target)) => device::size(&target)?,
                 (None, None) => unreachable!("clap requires --size or TARGET"),
             };
-            let source = Source::open(&source)?;
-            let inv = inventory::read(&source, bank.bank)?;
+            let (source, inv) = image.read(&source, &Progress::new(!json && tty()))?;
             let payload = Payload::from_inventory(&inv)?;
             let plan = plan::plan(&payload, &layout, bytes / SECTOR)?;
+            finish(&source)?;
             if json {
                 emit(&to_json(&plan));
             } else {
@@ -304,7 +342,7 @@ fn run(command: Command) -> Result<(), Error> {
             target,
             layout,
             size,
-            bank,
+            image,
             yes,
             force,
             no_verify,
@@ -323,8 +361,8 @@ fn run(command: Command) -> Result<(), Error> {
                     })
                 }
             };
-            let source = Source::open(&source)?;
-            let inv = inventory::read(&source, bank.bank)?;
+            let progress = Progress::new(!quiet && !json && tty());
+            let (source, inv) = image.read(&source, &progress)?;
             let payload = Payload::from_inventory(&inv)?;
             let plan = plan::plan(&payload, &layout, bytes / SECTOR)?;
             if !json {
@@ -334,9 +372,11 @@ fn run(command: Command) -> Result<(), Error> {
             if target.needs_confirmation() && !yes {
                 confirm(&target)?;
             }
-            let progress = Progress::new(!quiet && !json && std::io::stderr().is_terminal());
             let mut report =
                 write::write(&source, &inv, &plan, &mut target, &progress, !no_verify)?;
+            if let (Some(stream), false) = (&report.stream, json) {
+                eprintln!("esxstick: {}", stream.summary());
+            }
             let verified = if no_verify {
                 None
             } else {
@@ -361,18 +401,20 @@ fn run(command: Command) -> Result<(), Error> {
             target,
             against,
             layout,
-            bank,
+            image,
             json,
         } => {
             let stick = Source::open_uncached(&target)?;
             let report = match against {
                 None => verify::self_check(&stick)?,
                 Some(against) => {
-                    let source = Source::open(&against)?;
-                    let inv = inventory::read(&source, bank.bank)?;
+                    let (source, inv) = image.read(&against, &Progress::new(!json && tty()))?;
                     let payload = Payload::from_inventory(&inv)?;
                     let plan = plan_of_stick(&stick, &payload, layout.as_deref())?;
-                    verify::against(&stick, &source, &inv, &plan, &Default::default())?
+                    let report =
+                        verify::against(&stick, &source, &inv, &plan, &Default::default())?;
+                    finish(&source)?;
+                    report
                 }
             };
             if json {
@@ -569,6 +611,18 @@ fn render_inventory(inv: &Inventory, smallest: Option<&SmallestTarget>) -> Strin
         scheme_name(s.scheme),
         group(s.disk_sectors)
     );
+    if let Some(o) = &s.origin {
+        let from = if o.container.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", o.container)
+        };
+        line!(
+            out,
+            "Read from a {} stream{from}, only as far as needed: partitions after 6 are not listed",
+            o.codec()
+        );
+    }
     line!(out, "\nPartitions (by entry number; not disk order):");
     line!(
         out,

@@ -35,6 +35,23 @@ impl Progress {
 
     /// Starts a phase of `total` bytes.
     pub fn phase(&self, name: &str, total: u64) -> Phase {
+        let bar = self.bar(name, total);
+        Phase {
+            bar,
+            name: name.to_string(),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Progress {
+    /// A bar for decompressing a stream, in compressed bytes consumed
+    /// (the stream sets its total and position).
+    pub fn stream(&self) -> ProgressBar {
+        self.bar("decompress", 0)
+    }
+
+    fn bar(&self, name: &str, total: u64) -> ProgressBar {
         let bar = self.multi.add(ProgressBar::new(total));
         let style = ProgressStyle::with_template(
             "{prefix:>15} [{bar:32}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} ETA {eta}",
@@ -43,11 +60,7 @@ impl Progress {
         .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         bar.set_prefix(name.to_string());
-        Phase {
-            bar,
-            name: name.to_string(),
-            started: Instant::now(),
-        }
+        bar
     }
 }
 

@@ -1,19 +1,30 @@
-//! Where the ESXi image is read from: random access over a raw image file
-//! or a block device, never written to.
+//! Where the ESXi image is read from, never written to: a raw image file
+//! or a block device (random access), or a compressed image — given
+//! directly or found on an installer ISO — read as a [`Stream`].
 
 use std::cell::Cell;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 use fscommon::StreamSlice;
 use serde::Serialize;
 
+use crate::compress::Compression;
 use crate::error::{Error, Result};
+use crate::iso;
+use crate::stream::{Counting, Origin, Stream, StreamReport};
 
 /// Size of a logical sector; all LBAs in esxstick count these.
 pub const SECTOR: u64 = 512;
+
+/// The size a stream is taken to have until it has been read to its end:
+/// 2 TiB, the most an MBR can address. Reads past the real end fail with
+/// a message that says the stream ended.
+pub const UNKNOWN_LEN: u64 = (1 << 32) * SECTOR;
 
 /// What kind of thing a [`Source`] reads from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -23,20 +34,35 @@ pub enum SourceKind {
     RawImage,
     /// A block device such as an existing stick.
     BlockDevice,
+    /// A compressed image file (gzip, bzip2, xz, zstd).
+    Compressed,
+    /// An ESXi installer ISO that carries the image.
+    InstallerIso,
 }
 
 /// A read-only, random-access disk image.
 #[derive(Debug)]
 pub struct Source {
     path: PathBuf,
+    /// The image itself, or a stream's spool.
     file: File,
     len: u64,
     kind: SourceKind,
+    stream: Option<Arc<Stream>>,
 }
 
 impl Source {
-    /// Opens a raw image file or a block device for reading.
+    /// Opens a raw image, a block device, a compressed image or an
+    /// installer ISO for reading, checking the MD5 an ISO gives for its
+    /// image (see [`Source::open_with`]).
     pub fn open(path: &Path) -> Result<Source> {
+        Source::open_with(path, true)
+    }
+
+    /// [`Source::open`], with the MD5 check of an ISO's image made
+    /// (`check_md5`) or skipped. The check runs when the stream is
+    /// finished ([`Source::finish`]), on the whole image.
+    pub fn open_with(path: &Path, check_md5: bool) -> Result<Source> {
         let open_err = |source| Error::Open {
             path: path.to_path_buf(),
             source,
@@ -57,11 +83,57 @@ impl Source {
         let mut file = File::open(path).map_err(open_err)?;
         // lseek(SEEK_END) gives the size of block devices as well as files.
         let len = file.seek(SeekFrom::End(0)).map_err(open_err)?;
+        let mut head = [0; 8];
+        let head_len = file.read_at(&mut head, 0).map_err(open_err)?;
+        let consumed = Arc::new(AtomicU64::new(0));
+        let stream = if let Some(compression) = Compression::detect(&head[..head_len]) {
+            file.seek(SeekFrom::Start(0)).map_err(open_err)?;
+            let input = BufReader::new(Counting::new(file, Arc::clone(&consumed)));
+            let origin = Origin {
+                compression: Some(compression),
+                container: String::new(),
+                compressed_bytes: len,
+                expected_md5: None,
+            };
+            Stream::new(
+                origin,
+                compression.decoder(input).map_err(open_err)?,
+                consumed,
+            )
+        } else if iso::is_iso(&file) {
+            let found = iso::find_image(&file, Arc::clone(&consumed))?;
+            let decoder: Box<dyn Read + Send> = match found.compression {
+                Some(c) => c.decoder(found.reader).map_err(open_err)?,
+                None => Box::new(found.reader),
+            };
+            let origin = Origin {
+                compression: found.compression,
+                container: found.container,
+                compressed_bytes: found.compressed_bytes,
+                expected_md5: found.md5.filter(|_| check_md5),
+            };
+            Stream::new(origin, decoder, consumed)
+        } else {
+            return Ok(Source {
+                path: path.to_path_buf(),
+                file,
+                len,
+                kind,
+                stream: None,
+            });
+        }
+        .map_err(open_err)?;
+        let kind = if stream.origin().container.is_empty() {
+            SourceKind::Compressed
+        } else {
+            SourceKind::InstallerIso
+        };
         Ok(Source {
             path: path.to_path_buf(),
-            file,
-            len,
+            file: stream.spool().try_clone().map_err(open_err)?,
+            len: UNKNOWN_LEN,
             kind,
+            stream: Some(Arc::new(stream)),
         })
     }
 
@@ -98,9 +170,54 @@ impl Source {
         &self.path
     }
 
-    /// Size of the source in bytes.
+    /// Size of the source in bytes; for a stream not yet read to its
+    /// end, [`UNKNOWN_LEN`].
     pub fn len(&self) -> u64 {
-        self.len
+        self.known_len().unwrap_or(self.len)
+    }
+
+    /// Size of the source in bytes, when known: always for files and
+    /// devices, for a stream once it has been read to its end.
+    pub fn known_len(&self) -> Option<u64> {
+        match &self.stream {
+            None => Some(self.len),
+            Some(stream) => stream.known_len(),
+        }
+    }
+
+    /// The stream the image is read from, for a compressed image or an
+    /// installer ISO.
+    pub fn origin(&self) -> Option<&Origin> {
+        self.stream.as_deref().map(Stream::origin)
+    }
+
+    /// Shows decompression progress on `bar` (a no-op for raw sources).
+    pub fn show_progress(&self, bar: indicatif::ProgressBar) {
+        if let Some(stream) = &self.stream {
+            stream.show_progress(bar);
+        }
+    }
+
+    /// Declares that nothing past the image's first `bytes` will be read:
+    /// a stream decompresses ahead up to there on another thread and then
+    /// stops (or only hashes on, when an MD5 is to be checked).
+    pub fn prefetch(&self, bytes: u64) {
+        if let Some(stream) = &self.stream {
+            stream.prefetch(bytes);
+        }
+    }
+
+    /// Ends reading: for a stream, checks the image's MD5 when the medium
+    /// gives one (reading the stream to its end) and reports how much of
+    /// it was read; `None` for raw sources.
+    pub fn finish(&self) -> Result<Option<StreamReport>> {
+        let Some(stream) = &self.stream else {
+            return Ok(None);
+        };
+        stream
+            .finish()
+            .map(Some)
+            .map_err(|e| Error::Stream(e.to_string()))
     }
 
     /// Whether the source holds no bytes at all.
@@ -116,8 +233,8 @@ impl Source {
     /// Reads exactly `buf.len()` bytes at `offset`; `what` names the data
     /// for the error message (a short read past the end is an error).
     pub fn read_at(&self, offset: u64, buf: &mut [u8], what: &str) -> Result<()> {
-        self.file
-            .read_exact_at(buf, offset)
+        self.ensure(offset.saturating_add(buf.len() as u64))
+            .and_then(|()| self.file.read_exact_at(buf, offset))
             .map_err(|source| Error::Read {
                 what: what.to_string(),
                 offset,
@@ -142,7 +259,7 @@ impl Source {
     pub fn slice(&self, start: u64, sectors: u64) -> io::Result<Slice<'_>> {
         let begin = start.saturating_mul(SECTOR);
         let end = begin.saturating_add(sectors.saturating_mul(SECTOR));
-        if end > self.len {
+        if end > self.len() {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "range extends past the end of the source",
@@ -153,7 +270,26 @@ impl Source {
 
     /// An unbuffered, read-only reader over the whole source.
     pub fn reader(&self) -> FileView<'_> {
-        FileView::read_only(&self.file, self.len)
+        FileView {
+            stream: self.stream.as_deref(),
+            ..FileView::read_only(&self.file, self.len())
+        }
+    }
+
+    /// Makes sure a stream holds the bytes before `end`.
+    fn ensure(&self, end: u64) -> io::Result<()> {
+        match &self.stream {
+            Some(stream) => stream.ensure(end),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        if let Some(stream) = &self.stream {
+            stream.stop();
+        }
     }
 }
 
@@ -168,6 +304,8 @@ pub type Slice<'a> = StreamSlice<FileView<'a>>;
 #[derive(Debug, Clone)]
 pub struct FileView<'a> {
     file: &'a File,
+    /// A stream to decompress from before reading `file`, its spool.
+    stream: Option<&'a Stream>,
     pos: u64,
     len: u64,
     written: Option<&'a Cell<u64>>,
@@ -178,6 +316,7 @@ impl<'a> FileView<'a> {
     pub fn read_only(file: &'a File, len: u64) -> FileView<'a> {
         FileView {
             file,
+            stream: None,
             pos: 0,
             len,
             written: None,
@@ -188,6 +327,7 @@ impl<'a> FileView<'a> {
     pub fn writable(file: &'a File, len: u64, written: &'a Cell<u64>) -> FileView<'a> {
         FileView {
             file,
+            stream: None,
             pos: 0,
             len,
             written: Some(written),
@@ -199,6 +339,9 @@ impl Read for FileView<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.len.saturating_sub(self.pos);
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        if let Some(stream) = self.stream {
+            stream.ensure(self.pos + want as u64)?;
+        }
         let n = self.file.read_at(&mut buf[..want], self.pos)?;
         self.pos += n as u64;
         Ok(n)

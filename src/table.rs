@@ -14,6 +14,10 @@ use crate::source::{Source, SECTOR};
 
 /// Most logical partitions followed in an EBR chain before giving up.
 const MAX_LOGICAL: usize = 128;
+/// Logical partitions read from a stream: 5 and 6, the bootbanks.
+const STREAM_LOGICAL: usize = 2;
+/// Disk size assumed while the size of a stream is unknown.
+const UNKNOWN_SECTORS: u64 = crate::source::UNKNOWN_LEN / SECTOR;
 /// Most GPT entries accepted (the usual table has 128).
 const MAX_GPT_ENTRIES: u32 = 1024;
 /// Size of a GPT partition entry that esxstick (and the gpt crate) reads.
@@ -165,10 +169,20 @@ pub fn read(source: &Source) -> Result<PartitionTable> {
         ));
     }
     let protective = (0..4).any(|i| mbr[446 + 16 * i + 4] == 0xee);
-    let mut table = if protective {
-        read_gpt(source, disk_sectors)?
-    } else {
-        read_mbr(source, disk_sectors)?
+    let streamed = source.known_len().is_none();
+    let mut table = match (protective, streamed) {
+        // The backup GPT lies at the very end: its check would need the
+        // whole stream.
+        (true, true) => {
+            return Err(Error::Table(
+                "a GPT image (ESXi 5 and later) inside a compressed stream: esxstick reads \
+                 GPT images uncompressed only; decompress it first"
+                    .to_string(),
+            ))
+        }
+        (true, false) => read_gpt(source, disk_sectors)?,
+        (false, false) => read_mbr(source, disk_sectors)?,
+        (false, true) => read_mbr_head(source, &mbr)?,
     };
     table.boot_code = mbr[..440].to_vec();
     table.partitions.sort_by_key(|p| p.number);
@@ -177,7 +191,7 @@ pub fn read(source: &Source) -> Result<PartitionTable> {
 }
 
 fn read_mbr(source: &Source, disk_sectors: u64) -> Result<PartitionTable> {
-    walk_ebr_chain(source, disk_sectors)?;
+    walk_ebr_chain(source, disk_sectors, MAX_LOGICAL)?;
     let mbr = mbrman::MBR::read_from(&mut source.reader(), SECTOR as u32).map_err(|e| match e {
         mbrman::Error::Io(e) => read_err("the partition table", 0, e),
         other => Error::Table(format!("MBR: {other}")),
@@ -201,10 +215,32 @@ fn read_mbr(source: &Source, disk_sectors: u64) -> Result<PartitionTable> {
     })
 }
 
-/// Follows the EBR chain before mbrman does, so that loops, links past the
-/// end and overflowing sector numbers are reported precisely and never
-/// reach mbrman's arithmetic.
-fn walk_ebr_chain(source: &Source, disk_sectors: u64) -> Result<()> {
+/// The head of an MBR table in a stream: the primary entries and the
+/// logical partitions up to 6, the alternate bootbank. mbrman would walk
+/// the whole EBR chain, whose last links lie hundreds of MiB further
+/// (partition 8's EBR at 643 MB on ESXi images): in a stream, that means
+/// decompressing all of it. The disk is taken to end where its last
+/// partition found does.
+fn read_mbr_head(source: &Source, mbr: &[u8; 512]) -> Result<PartitionTable> {
+    let logical = walk_ebr_chain(source, UNKNOWN_SECTORS, STREAM_LOGICAL)?;
+    let primary = (0..4).filter_map(|i| {
+        let e = entry(mbr, i);
+        (e.sys != 0).then(|| e.partition(i as u32 + 1, 0))
+    });
+    let partitions: Vec<Partition> = primary.chain(logical).collect();
+    Ok(PartitionTable {
+        scheme: Scheme::Mbr,
+        disk_sectors: partitions.iter().map(|p| p.end() + 1).max().unwrap_or(1),
+        partitions,
+        boot_code: Vec::new(),
+    })
+}
+
+/// Follows the EBR chain (before mbrman does, so that loops, links past
+/// the end and overflowing sector numbers are reported precisely and
+/// never reach mbrman's arithmetic), for at most `max` logical
+/// partitions; returns those.
+fn walk_ebr_chain(source: &Source, disk_sectors: u64, max: usize) -> Result<Vec<Partition>> {
     let mbr = source.read_sector(0, "the MBR")?;
     if let Some(i) = (0..4).find(|&i| entry(&mbr, i).sys != 0 && entry(&mbr, i).start == 0) {
         return Err(Error::Table(format!(
@@ -217,10 +253,11 @@ fn walk_ebr_chain(source: &Source, disk_sectors: u64) -> Result<()> {
         .map(|i| entry(&mbr, i))
         .find(|e| PartitionType::Mbr(e.sys).is_extended())
     else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let mut seen = HashSet::new();
     let mut rel: u64 = 0;
+    let mut logical_found = Vec::new();
     for count in 0.. {
         let lba = ext.start + rel;
         if lba >= disk_sectors || lba > u64::from(u32::MAX) {
@@ -231,7 +268,7 @@ fn walk_ebr_chain(source: &Source, disk_sectors: u64) -> Result<()> {
         let ebr = source.read_sector(lba, "an EBR")?;
         if ebr[510..512] != [0x55, 0xaa] {
             if rel == 0 {
-                return Ok(()); // an empty extended partition needs no EBR
+                return Ok(logical_found); // an empty extended partition needs no EBR
             }
             return Err(Error::Table(format!(
                 "the EBR at sector {lba} has no signature (55 AA)"
@@ -248,9 +285,12 @@ fn walk_ebr_chain(source: &Source, disk_sectors: u64) -> Result<()> {
                 "the logical partition described at sector {lba} starts beyond 2 TiB"
             )));
         }
+        if logical.sys != 0 {
+            logical_found.push(logical.partition(5 + count as u32, lba));
+        }
         let next = entry(&ebr, 1);
-        if next.start == 0 {
-            return Ok(());
+        if next.start == 0 || logical_found.len() >= max {
+            return Ok(logical_found);
         }
         if !seen.insert(rel) || next.start <= rel {
             return Err(Error::Table(format!(
@@ -265,13 +305,29 @@ fn walk_ebr_chain(source: &Source, disk_sectors: u64) -> Result<()> {
         }
         rel = next.start;
     }
-    Ok(())
+    Ok(logical_found)
 }
 
-/// The fields of a 16-byte MBR/EBR partition entry that the chain walk needs.
+/// A 16-byte MBR/EBR partition entry, as the chain walk reads it.
 struct RawEntry {
+    active: bool,
     sys: u8,
     start: u64,
+    sectors: u64,
+}
+
+impl RawEntry {
+    /// The partition this entry describes, numbered `number`; `base` is
+    /// the sector its start counts from (an EBR's own sector, or 0).
+    fn partition(&self, number: u32, base: u64) -> Partition {
+        Partition {
+            number,
+            kind: PartitionType::Mbr(self.sys),
+            start: base + self.start,
+            sectors: self.sectors,
+            active: self.active,
+        }
+    }
 }
 
 fn entry(sector: &[u8; 512], i: usize) -> RawEntry {
@@ -279,8 +335,10 @@ fn entry(sector: &[u8; 512], i: usize) -> RawEntry {
     let le =
         |o: usize| u32::from_le_bytes([sector[o], sector[o + 1], sector[o + 2], sector[o + 3]]);
     RawEntry {
+        active: sector[off] & 0x80 != 0,
         sys: sector[off + 4],
         start: u64::from(le(off + 8)),
+        sectors: u64::from(le(off + 12)),
     }
 }
 

@@ -33,6 +33,7 @@ use crate::ioctl;
 use crate::plan::{BankPlan, Plan, PlannedPartition};
 use crate::progress::{PhaseTime, Progress};
 use crate::source::{FileView, Source, SECTOR};
+use crate::stream::StreamReport;
 use crate::table::{Partition, PartitionType, Scheme};
 
 /// Version of the JSON report `write --json` prints.
@@ -60,6 +61,8 @@ pub struct WriteReport {
     /// SHA-256 of every file copied into bank 5, as read from the source
     /// (computed when a verification follows; empty with --no-verify).
     pub sha256: BTreeMap<String, String>,
+    /// For a compressed source: how much of it was read, and its MD5.
+    pub stream: Option<StreamReport>,
 }
 
 /// Writes `plan` (made from `inv` of `source`) onto `target`. With
@@ -129,6 +132,19 @@ pub fn write(
     disk.sync().map_err(io_fail("syncing the data"))?;
     phases.push(phase.finish());
 
+    // A stream's MD5 covers the whole image: the table is written only
+    // once the rest of it has been hashed (on another core meanwhile).
+    let stream = if source.origin().is_some() {
+        let phase = progress.phase("source check", 0);
+        let stream = source
+            .finish()
+            .map_err(fail("the check of the source image"))?;
+        phases.push(phase.finish());
+        stream
+    } else {
+        None
+    };
+
     let phase = progress.phase("tables", SECTOR * plan.partitions.len() as u64);
     write_tables(plan, inv, &disk).map_err(io_fail("the partition table"))?;
     phase.inc(SECTOR * plan.partitions.len() as u64);
@@ -146,6 +162,7 @@ pub fn write(
         bytes_written: written.get(),
         phases,
         sha256,
+        stream,
     })
 }
 
