@@ -27,6 +27,10 @@ use crate::size;
 const CHUNK: usize = 1 << 20;
 /// Granularity of the spool's sparseness.
 const BLOCK: usize = 4096;
+/// Furthest a stream is read (ESXi's banks lie in its first GiB): a
+/// crafted stream (a tiny file of compressed zeros) cannot keep esxstick
+/// decompressing for hours.
+pub const MAX_READ: u64 = 4 << 30;
 
 /// Where a stream comes from and how it is read.
 #[derive(Debug, Clone, Serialize)]
@@ -189,6 +193,17 @@ impl Stream {
         if end <= self.done.load(Ordering::Acquire) {
             return Ok(());
         }
+        if end > MAX_READ {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "byte {end} of the image lies past the first {} that esxstick reads \
+                     from a stream (ESXi keeps its banks in the first GiB); decompress \
+                     the image first",
+                    size::human(MAX_READ)
+                ),
+            ));
+        }
         if end > self.keep.load(Ordering::Acquire) {
             return Err(io::Error::other(format!(
                 "byte {end} of the image lies past the part esxstick kept ({} bytes)",
@@ -302,17 +317,36 @@ impl Stream {
         if state.digest.is_some() {
             return Ok(false);
         }
+        if self.done.load(Ordering::Acquire) >= MAX_READ {
+            let message = format!(
+                "the {} stream holds more than {}: too big for an ESXi image",
+                self.origin.codec(),
+                size::human(MAX_READ)
+            );
+            state.failed = Some((io::ErrorKind::InvalidData, message.clone()));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, message));
+        }
         let State {
             decoder, buf, md5, ..
         } = state;
         let n = match fill(decoder, buf) {
             Ok(n) => n,
             Err(e) => {
-                let message = format!(
-                    "the {} stream is damaged, {} into its compressed data: {e}",
+                let (codec, consumed) = (
                     self.origin.codec(),
-                    size::human(self.consumed.load(Ordering::Acquire))
+                    size::human(self.consumed.load(Ordering::Acquire)),
                 );
+                let message = if e.kind() == io::ErrorKind::UnexpectedEof {
+                    format!(
+                        "the {codec} stream ends early, after {} of image ({consumed} \
+                         compressed): the file is truncated",
+                        size::human(self.done.load(Ordering::Acquire))
+                    )
+                } else {
+                    format!(
+                        "the {codec} stream is damaged, {consumed} into its compressed data: {e}"
+                    )
+                };
                 state.failed = Some((io::ErrorKind::InvalidData, message.clone()));
                 return Err(io::Error::new(io::ErrorKind::InvalidData, message));
             }

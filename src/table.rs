@@ -289,7 +289,7 @@ fn walk_ebr_chain(source: &Source, disk_sectors: u64, max: usize) -> Result<Vec<
             logical_found.push(logical.partition(5 + count as u32, lba));
         }
         let next = entry(&ebr, 1);
-        if next.start == 0 || logical_found.len() >= max {
+        if next.start == 0 {
             return Ok(logical_found);
         }
         if !seen.insert(rel) || next.start <= rel {
@@ -302,6 +302,9 @@ fn walk_ebr_chain(source: &Source, disk_sectors: u64, max: usize) -> Result<Vec<
             return Err(Error::Table(format!(
                 "the EBR chain holds more than {MAX_LOGICAL} logical partitions"
             )));
+        }
+        if logical_found.len() >= max {
+            return Ok(logical_found);
         }
         rel = next.start;
     }

@@ -1,0 +1,275 @@
+//! Compressed images and installer ISOs as sources. The oracle side is
+//! always the image decompressed (and pulled off the ISO) by the real
+//! tools — gzip, bzip2, xz, zstd, xorriso, tar — and read as a raw image:
+//! whatever the source kind, `extract` must give byte-identical output,
+//! and a stick written from it must verify and boot.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+/// Runs a shell pipeline of oracle tools; fails loudly if it fails.
+fn sh(script: &str) {
+    let out = Command::new("sh")
+        .args(["-euc", script])
+        .output()
+        .expect("run sh");
+    assert!(
+        out.status.success(),
+        "`{script}` failed (are the tools installed? scripts/test installs them):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The decompressor command (reading stdin) of a compressed fixture.
+fn decompressor(variant: &str) -> &'static str {
+    match variant {
+        v if v.ends_with("-gz") => "gzip -dc",
+        v if v.ends_with("-bz2") => "bzip2 -dc",
+        v if v.ends_with("-xz") => "xz -dc",
+        v if v.ends_with("-zst") => "zstd -dcq",
+        other => panic!("no decompressor for {other}"),
+    }
+}
+
+/// The raw image inside a compressed or ISO fixture, made with the real
+/// tools into `dir` (sparse).
+fn raw_image(variant: &str, source: &Path, dir: &Path) -> PathBuf {
+    let raw = dir.join("raw.img");
+    let (src, out) = (source.display(), raw.display());
+    match variant {
+        "iso41" => sh(&format!(
+            "xorriso -osirrox on -indev {src} -extract /imagedd.bz2 {d}/imagedd.bz2 2>/dev/null; \
+             bzip2 -dc {d}/imagedd.bz2 | cp --sparse=always /dev/stdin {out}; rm {d}/imagedd.bz2",
+            d = dir.display()
+        )),
+        "iso40" => sh(&format!(
+            "xorriso -osirrox on -indev {src} -extract /image.tgz {d}/image.tgz 2>/dev/null; \
+             tar -xzOf {d}/image.tgz --wildcards '*.dd.bz2' | bzip2 -dc | \
+             cp --sparse=always /dev/stdin {out}; rm {d}/image.tgz",
+            d = dir.display()
+        )),
+        v => sh(&format!(
+            "{} < {src} | cp --sparse=always /dev/stdin {out}",
+            decompressor(v)
+        )),
+    }
+    raw
+}
+
+/// `extract` of a directory's files, by name.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut all: Vec<_> = fs::read_dir(dir)
+        .expect("read extract dir")
+        .map(|e| {
+            let e = e.expect("dir entry");
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, fs::read(e.path()).expect("read extracted file"))
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+/// Checks that a stream source extracts exactly what its raw image
+/// does, says how much of the stream it read, and stops early.
+fn extracts_like_raw(variant: &str) {
+    let source = fixture(variant);
+    let dir = scratch(&format!("sources-extract-{variant}"));
+    let raw = raw_image(variant, &source, &dir);
+    let (from_raw, from_stream) = (dir.join("raw"), dir.join("stream"));
+    let out = esxstick(&["extract", raw.to_str().unwrap(), from_raw.to_str().unwrap()]);
+    assert!(out.status.success(), "{variant} raw: {}", stderr(&out));
+    let out = esxstick(&[
+        "extract",
+        source.to_str().unwrap(),
+        from_stream.to_str().unwrap(),
+    ]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{variant}: {err}");
+    assert!(!err.contains("panicked"), "{variant}: {err}");
+    let raw_files = files(&from_raw);
+    assert!(raw_files.len() > 5, "{variant}: too few files extracted");
+    assert!(
+        raw_files == files(&from_stream),
+        "{variant}: extract differs from extracting the decompressed image"
+    );
+    if variant == "iso41" {
+        // imagedd.md5 covers the whole image: all of it is hashed.
+        assert!(err.contains("to its end; MD5"), "{variant}: {err}");
+        assert!(err.contains("matches imagedd.md5"), "{variant}: {err}");
+    } else {
+        // ~266 MB of 900 MiB: the store partition (120 MB of
+        // incompressible data) is never decompressed.
+        assert!(err.contains("then stopped"), "{variant}: {err}");
+        assert!(err.contains("read 25"), "{variant}: read 255 MiB? {err}");
+    }
+    fs::remove_file(&raw).expect("remove raw image");
+}
+
+#[test]
+fn compressed_images_extract_like_their_raw_image() {
+    for variant in ["esxi40-gz", "esxi40-bz2", "esxi40-xz", "esxi40-zst"] {
+        extracts_like_raw(variant);
+    }
+}
+
+#[test]
+fn installer_isos_extract_like_their_raw_image() {
+    for variant in ["iso41", "iso40"] {
+        extracts_like_raw(variant);
+    }
+}
+
+/// Writes a stick from `variant`, verifies it against the same source
+/// and boots it; returns write's stderr.
+fn write_verify_boot(variant: &str, size: &str) -> String {
+    let source = fixture(variant);
+    let dir = scratch(&format!("sources-write-{variant}"));
+    let stick = dir.join("stick.img");
+    let (src, dst) = (source.to_str().unwrap(), stick.to_str().unwrap());
+    let out = esxstick(&["write", src, dst, "--size", size, "--yes"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{variant}: write: {err}");
+    assert!(
+        stdout(&out).contains("verified"),
+        "{variant}: {}",
+        stdout(&out)
+    );
+    let out = esxstick(&["verify", dst, "--against", src]);
+    assert!(out.status.success(), "{variant}: verify: {}", stderr(&out));
+    assert!(
+        qemu_powers_off(&stick, 120),
+        "{variant}: the stick does not boot"
+    );
+    fs::remove_file(&stick).expect("remove stick");
+    err
+}
+
+#[test]
+fn sticks_from_every_source_kind_verify_and_boot() {
+    for variant in [
+        "esxi40-gz",
+        "esxi40-bz2",
+        "esxi40-xz",
+        "esxi40-zst",
+        "iso40",
+    ] {
+        write_verify_boot(variant, "64M");
+    }
+    // ESXi 4.1 needs more than 64 MB; its MD5 is checked before the table
+    // is written.
+    let err = write_verify_boot("iso41", "128M");
+    assert!(err.contains("matches imagedd.md5"), "{err}");
+}
+
+/// The first sector of `path` has no MBR signature (or the file is gone).
+fn no_valid_table(path: &Path) -> bool {
+    fs::read(path).map_or(true, |b| b.get(510..512) != Some(&[0x55, 0xaa][..]))
+}
+
+#[test]
+fn a_wrong_md5_stops_the_write_before_the_table() {
+    let source = fixture("iso41-bad-md5");
+    let dir = scratch("sources-bad-md5");
+    let stick = dir.join("stick.img");
+    let (src, dst) = (source.to_str().unwrap(), stick.to_str().unwrap());
+    let out = esxstick(&["write", src, dst, "--size", "128M", "--yes", "--quiet"]);
+    assert_refused(&out, "imagedd.md5 says");
+    assert!(
+        no_valid_table(&stick),
+        "a stick with a valid table was left"
+    );
+    let out = esxstick(&["inspect", src]);
+    assert_refused(&out, "imagedd.md5 says");
+    // --no-md5 skips the check, and says so.
+    let out = esxstick(&["write", src, dst, "--size", "128M", "--yes", "--no-md5"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "--no-md5: {err}");
+    assert!(err.contains("MD5 is not checked"), "{err}");
+}
+
+#[test]
+fn broken_streams_and_isos_are_refused_and_nothing_is_written() {
+    for (variant, needle) in [
+        ("bad-bz2-truncated", "stream ends early"),
+        ("bad-gz-corrupt", "stream is damaged"),
+        ("iso-no-image", "holds no ESXi dd image"),
+    ] {
+        let source = fixture(variant);
+        let dir = scratch(&format!("sources-bad-{variant}"));
+        let src = source.to_str().unwrap();
+        assert_refused(&esxstick(&["inspect", src]), needle);
+        assert_refused(&esxstick(&["plan", src, "--size", "64M"]), needle);
+        let out_dir = dir.join("out");
+        assert_refused(
+            &esxstick(&["extract", src, out_dir.to_str().unwrap()]),
+            needle,
+        );
+        let stick = dir.join("stick.img");
+        let out = esxstick(&[
+            "write",
+            src,
+            stick.to_str().unwrap(),
+            "--size",
+            "64M",
+            "--yes",
+        ]);
+        assert_refused(&out, needle);
+        assert!(!stick.exists(), "{variant}: write created the target");
+    }
+}
+
+#[test]
+fn an_existing_stick_is_a_source_too() {
+    // A 1 GB "vendor" stick with the image's own layout, on a loop device
+    // (a block device source)...
+    let image = fixture("esxi40");
+    let dir = scratch("sources-stick");
+    let vendor = dir.join("vendor.img");
+    let out = esxstick(&[
+        "write",
+        image.to_str().unwrap(),
+        vendor.to_str().unwrap(),
+        "--size",
+        "1G",
+        "--yes",
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "vendor stick: {}", stderr(&out));
+    let device = Loop::attach(&vendor);
+    // ...cloned down to a 64 MB stick that verifies against it and boots.
+    let small = dir.join("small.img");
+    let out = esxstick(&[
+        "write",
+        &device.0,
+        small.to_str().unwrap(),
+        "--size",
+        "64M",
+        "--yes",
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "clone: {}", stderr(&out));
+    let out = esxstick(&["verify", small.to_str().unwrap(), "--against", &device.0]);
+    assert!(out.status.success(), "verify: {}", stderr(&out));
+    assert!(qemu_powers_off(&small, 120), "the clone does not boot");
+    // The bank files are those of the original image (mcopy's view).
+    let (from_image, from_clone) = (dir.join("image"), dir.join("clone"));
+    fs::create_dir_all(&from_image).unwrap();
+    fs::create_dir_all(&from_clone).unwrap();
+    mcopy_all(&image, 8224, &from_image);
+    let clone_bank = inspect_json(&small)["partitions"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["number"] == 5))
+        .and_then(|p| p["start"].as_u64())
+        .expect("the clone has a bank 5");
+    mcopy_all(&small, clone_bank, &from_clone);
+    assert!(
+        files(&from_image) == files(&from_clone),
+        "bank files differ"
+    );
+}
