@@ -364,7 +364,14 @@ fn attempt(
     for &trim in boot_modes {
         for &count in bank_counts {
             let placed = place(payload, layout, target, trim, count, min_bank);
-            if placed.banks.iter().all(|&(_, n)| n >= min_bank) {
+            // min_bank is where the payload first fits; a bank a sector or
+            // two larger can hold one cluster fewer (its FATs grow by a
+            // sector), so each bank is checked as it will be formatted.
+            let formats = |(i, &(start, n)): (usize, &(u64, u64))| {
+                let fill = (i == 0).then(|| (payload, payload.headroom(layout)));
+                n >= min_bank && best_fat16(n, layout, start, fill).is_some()
+            };
+            if placed.banks.iter().enumerate().all(formats) {
                 return Some((placed, trim));
             }
         }
@@ -671,7 +678,7 @@ fn build(
     if layout.banks.alternate == Alternate::EmptyIfRoom && banks.len() == 1 {
         notes.push("no room for an alternate bank 6 on this target; bank 5 only".into());
     }
-    let write_bytes = write_bytes(&boot, &banks, &partitions);
+    let write_bytes = write_bytes(layout.scheme, &boot, &banks, &partitions);
     Ok(Plan {
         schema: SCHEMA,
         layout: layout.name.clone(),
@@ -764,8 +771,19 @@ fn boot_copy(
     }
 }
 
-fn write_bytes(boot: &BootCopy, banks: &[BankPlan], partitions: &[PlannedPartition]) -> u64 {
-    let tables = SECTOR * (1 + partitions.iter().filter(|p| p.ebr.is_some()).count() as u64);
+fn write_bytes(
+    scheme: TargetScheme,
+    boot: &BootCopy,
+    banks: &[BankPlan],
+    partitions: &[PlannedPartition],
+) -> u64 {
+    // MBR: sector 0 and the EBRs; GPT: the protective MBR and a header
+    // with its entries at each end.
+    let tables = SECTOR
+        * match scheme {
+            TargetScheme::Mbr => 1 + partitions.iter().filter(|p| p.ebr.is_some()).count() as u64,
+            TargetScheme::Gpt => 1 + 2 * GPT_RESERVED,
+        };
     let wipes = 2 * GPT_RESERVED * SECTOR;
     let boot_bytes = boot.copy_sectors * SECTOR;
     let bank_bytes: u64 = banks

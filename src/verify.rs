@@ -20,7 +20,7 @@ use crate::fsck;
 use crate::inventory::{self, Inventory};
 use crate::plan::{BankPlan, Plan};
 use crate::source::{Source, SECTOR};
-use crate::table;
+use crate::table::{self, Scheme};
 use crate::write::as_partition;
 
 /// Version of the JSON report `verify --json` prints.
@@ -154,15 +154,78 @@ fn check_table(stick: &Source, inv: &Inventory, plan: &Plan, report: &mut Verify
     if table.boot_code != inv.boot_code {
         diffs.push("the MBR boot code differs from the source's".into());
     }
+    if table.scheme == Scheme::Gpt {
+        diffs.extend(gpt_problems(stick, table.disk_sectors));
+    }
     let detail = if diffs.is_empty() {
         format!(
-            "{} entries as planned, source boot code",
-            plan.partitions.len()
+            "{} entries as planned, source boot code{}",
+            plan.partitions.len(),
+            match table.scheme {
+                Scheme::Gpt => ", protective MBR, backup GPT equal to the primary",
+                Scheme::Mbr => "",
+            }
         )
     } else {
         diffs.join("; ")
     };
     report.add("partition table", diffs.is_empty(), detail);
+}
+
+/// What the table reader lets pass on a GPT stick (it needs only one
+/// valid header and reads one entry array): a protective MBR that does
+/// not cover the disk, a damaged or misplaced backup header, a backup
+/// entry array that is damaged or differs from the primary's. Call after
+/// [`table::read`] accepted the stick (it bounds the entry arrays).
+fn gpt_problems(stick: &Source, disk_sectors: u64) -> Vec<String> {
+    let lb = gpt::disk::LogicalBlockSize::Lb512;
+    let mut problems = Vec::new();
+    match gpt::mbr::ProtectiveMBR::from_disk(&mut stick.reader(), lb) {
+        Ok(mbr) => {
+            let covered = u32::try_from(disk_sectors.saturating_sub(1)).unwrap_or(u32::MAX);
+            let protective = mbr
+                .partition(0)
+                .is_some_and(|p| p.os_type == 0xee && p.lb_start == 1 && p.lb_size == covered);
+            let others_empty = (1..4).all(|i| mbr.partition(i).is_some_and(|p| p.os_type == 0));
+            if !(protective && others_empty) {
+                problems.push(format!(
+                    "the protective MBR does not cover sectors 1..{} with one 0xEE entry",
+                    disk_sectors.saturating_sub(1)
+                ));
+            }
+        }
+        Err(e) => problems.push(format!("protective MBR: {e}")),
+    }
+    let disk = match gpt::GptConfig::new()
+        .logical_block_size(lb)
+        .only_valid_headers(true)
+        .open_from_device(stick.reader())
+    {
+        Ok(disk) => disk,
+        Err(e) => {
+            problems.push(format!(
+                "the primary (sector 1) or backup (sector {}) GPT header is invalid: {e}",
+                disk_sectors.saturating_sub(1)
+            ));
+            return problems;
+        }
+    };
+    let (Ok(primary), Ok(backup)) = (disk.primary_header(), disk.backup_header()) else {
+        problems.push("a GPT header is missing".into());
+        return problems;
+    };
+    if primary.backup_lba != backup.current_lba || backup.backup_lba != primary.current_lba {
+        problems.push(format!(
+            "the GPT headers do not point at each other (primary at {} names {}, backup at {} names {})",
+            primary.current_lba, primary.backup_lba, backup.current_lba, backup.backup_lba
+        ));
+    }
+    match gpt::partition::file_read_partitions(&mut stick.reader(), backup, lb) {
+        Ok(entries) if &entries == disk.partitions() => {}
+        Ok(_) => problems.push("the backup GPT entries differ from the primary's".into()),
+        Err(e) => problems.push(format!("backup GPT entries: {e}")),
+    }
+    problems
 }
 
 fn check_boot(

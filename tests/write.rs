@@ -56,6 +56,16 @@ fn entry(plan: &Value, n: u64) -> &Value {
         .unwrap()
 }
 
+/// The boot partition's entry: 4 on MBR, 1 on GPT.
+fn boot_entry(plan: &Value) -> &Value {
+    plan["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["role"] == "boot")
+        .unwrap()
+}
+
 /// Copies a partition out of `image` into its own file, padded to the
 /// size its boot sector claims (a trimmed boot partition claims more).
 fn partition_file(image: &Path, start: u64, sectors: u64, dir: &Path, name: &str) -> PathBuf {
@@ -82,7 +92,7 @@ fn partition_file(image: &Path, start: u64, sectors: u64, dir: &Path, name: &str
 fn check_with_oracles(variant: &str, stick: &Path, plan: &Value) {
     assert_table_matches_plan(stick, plan);
     let dir = stick.parent().unwrap();
-    let boot = entry(plan, 4);
+    let boot = boot_entry(plan);
     let (b_start, b_sectors) = (
         boot["start"].as_u64().unwrap(),
         boot["sectors"].as_u64().unwrap(),
@@ -201,6 +211,163 @@ fn written_sticks_boot_in_qemu_and_a_broken_one_does_not() {
                 "a stick without a boot sector powered off"
             );
         }
+    }
+}
+
+/// sfdisk's view of a GPT stick: `--verify` finds nothing wrong (it
+/// reports a damaged or misplaced backup table on stderr, exit 0), the
+/// usable area ends where a backup table in the stick's last 33 sectors
+/// leaves it, and only entry `bootable` is LegacyBIOSBootable.
+fn check_gpt_with_sfdisk(stick: &Path, bootable: Option<u64>) {
+    let name = stick.to_str().unwrap();
+    let verify = oracle("sfdisk", &["--verify", name]);
+    assert!(
+        stdout(&verify).contains("No errors detected."),
+        "{}",
+        stdout(&verify)
+    );
+    assert_eq!(stderr(&verify).trim(), "", "sfdisk --verify warns");
+    let back: Value = serde_json::from_slice(&oracle("sfdisk", &["--json", name]).stdout).unwrap();
+    let table = &back["partitiontable"];
+    assert_eq!(table["label"], "gpt");
+    let sectors = fs::metadata(stick).unwrap().len() / 512;
+    assert_eq!(table["lastlba"], sectors - 34, "last usable sector");
+    let boot = bootable.map(|n| format!("{name}{n}"));
+    for p in table["partitions"].as_array().unwrap() {
+        let flagged = p["attrs"]
+            .as_str()
+            .is_some_and(|a| a.contains("LegacyBIOSBootable"));
+        assert_eq!(flagged, p["node"].as_str() == boot.as_deref(), "{p}");
+    }
+}
+
+/// The entry number of the boot partition, which must be bootable.
+fn boot_number(plan: &Value) -> u64 {
+    boot_entry(plan)["entry"].as_u64().unwrap()
+}
+
+#[test]
+fn gpt_sticks_pass_the_oracles() {
+    let source = fixture("gpt");
+    for (size, banks) in [("64M", 1), ("256M", 2)] {
+        let (stick, plan) = write_stick("oracles", "gpt", "gpt-minimal", size);
+        assert_eq!(plan["banks"].as_array().unwrap().len(), banks, "{size}");
+        let entries: Vec<_> = plan["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["entry"].as_u64().unwrap())
+            .collect();
+        assert_eq!(entries, [1, 5, 6][..=banks], "{size}: entry numbers");
+        check_with_oracles("gpt", &stick, &plan);
+        check_gpt_with_sfdisk(&stick, Some(boot_number(&plan)));
+        let against = esxstick(&[
+            "verify",
+            stick.to_str().unwrap(),
+            "--against",
+            source.to_str().unwrap(),
+        ]);
+        assert!(against.status.success(), "{size}: {}", stdout(&against));
+        assert!(
+            stdout(&against).contains("layout gpt-minimal"),
+            "layout recognised from the table"
+        );
+        let alone = esxstick(&["verify", stick.to_str().unwrap()]);
+        assert!(alone.status.success(), "{size}: {}", stdout(&alone));
+    }
+}
+
+#[test]
+fn gpt_stick_boots_in_qemu_and_not_without_its_bootable_attribute_or_boot_code() {
+    let (stick, plan) = write_stick("qemu", "gpt", "gpt-minimal", "64M");
+    assert!(
+        qemu_powers_off(&stick, 120),
+        "the GPT stick did not boot to poweroff"
+    );
+    // Negative controls. sfdisk clears the attribute and rewrites both
+    // tables with their checksums: still a valid GPT, but gptmbr.bin finds
+    // no partition to boot, and verify names the difference.
+    let no_attr = damaged_copy(&stick, "no-attr.img");
+    let boot = boot_number(&plan).to_string();
+    oracle(
+        "sfdisk",
+        &["--part-attrs", no_attr.to_str().unwrap(), &boot, ""],
+    );
+    check_gpt_with_sfdisk(&no_attr, None);
+    let out = esxstick(&[
+        "verify",
+        no_attr.to_str().unwrap(),
+        "--against",
+        fixture("gpt").to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(failed_items(&out), ["partition table"]);
+    assert!(
+        !qemu_powers_off(&no_attr, 20),
+        "a GPT stick without a LegacyBIOSBootable partition powered off"
+    );
+    let no_code = damaged_copy(&stick, "no-code.img");
+    let mut bytes = fs::read(&no_code).unwrap();
+    bytes[..440].fill(0);
+    fs::write(&no_code, bytes).unwrap();
+    assert!(
+        !qemu_powers_off(&no_code, 20),
+        "a GPT stick without boot code in its protective MBR powered off"
+    );
+}
+
+#[test]
+fn gpt_backup_lies_at_the_end_of_a_larger_target() {
+    let source = fixture("gpt");
+    let src = source.to_str().unwrap();
+    let dir = scratch("write-gpt-larger");
+    let stick = dir.join("stick.img");
+    sparse(&stick, 128 << 20);
+    let args = |cmd: &'static str| {
+        let mut v = vec![cmd, src];
+        if cmd == "write" {
+            v.extend([stick.to_str().unwrap(), "--yes"]);
+        }
+        v.extend(["--size", "64M", "--layout", "gpt-minimal", "--json"]);
+        v
+    };
+    let out = esxstick(&args("write"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verify"]["ok"], true);
+    let plan: Value = serde_json::from_slice(&esxstick(&args("plan")).stdout).unwrap();
+    assert_eq!(plan["target_sectors"], 131_072);
+    assert_eq!(fs::metadata(&stick).unwrap().len(), 128 << 20);
+    assert_table_matches_plan(&stick, &plan);
+    check_gpt_with_sfdisk(&stick, Some(boot_number(&plan)));
+}
+
+#[test]
+fn damage_to_the_backup_gpt_is_caught() {
+    let (stick, _) = write_stick("damage", "gpt", "gpt-minimal", "64M");
+    let source = fixture("gpt");
+    let end = fs::metadata(&stick).unwrap().len();
+    // The backup entry array (partition 1's type GUID), then the backup
+    // header (its own sector number) in the last sector.
+    for (name, at) in [("entries", end - 33 * 512 + 8), ("header", end - 512 + 24)] {
+        let bad = damaged_copy(&stick, &format!("backup-{name}.img"));
+        flip(&bad, at);
+        let out = esxstick(&[
+            "verify",
+            bad.to_str().unwrap(),
+            "--against",
+            source.to_str().unwrap(),
+            "--json",
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
+        assert_eq!(failed_items(&out), ["partition table"], "{name}");
+        let sfdisk = oracle("sfdisk", &["--verify", bad.to_str().unwrap()]);
+        assert!(
+            stderr(&sfdisk).contains("backup GPT table is corrupt"),
+            "{name}: sfdisk sees the damage too: {}",
+            stderr(&sfdisk)
+        );
     }
 }
 
