@@ -270,3 +270,22 @@ proptest! {
         }
     }
 }
+
+/// Found by the `layout` fuzz target: the smallest target
+/// `min_target_sectors` named could not be planned, because a bank one
+/// or two sectors larger than the payload's minimum held one cluster
+/// fewer (its FATs had grown by a sector). Sweeps payload sizes around
+/// the crash's, with its layout (esxi-native, partition ends on even
+/// sectors).
+#[test]
+fn the_named_minimum_always_plans() {
+    let text = include_str!("../layouts/esxi-native.toml").replace("end = 1", "end = 2");
+    let layout = Layout::parse(&text, "esxi-native-end-2").unwrap();
+    for big in (86_950_000u64..87_000_000).step_by(487) {
+        let payload = payload(Scheme::Mbr, 1, vec![1, 10, big, 0, 3705]);
+        let needs = plan::min_target_sectors(&payload, &layout).unwrap();
+        if let Err(e) = plan::plan(&payload, &layout, needs) {
+            panic!("module of {big} bytes: the named minimum {needs} is refused: {e}");
+        }
+    }
+}
