@@ -222,6 +222,14 @@ fn broken_streams_and_isos_are_refused_and_nothing_is_written() {
         assert_refused(&out, needle);
         assert!(!stick.exists(), "{variant}: write created the target");
     }
+    // An ISO 9660 signature over nothing: no volume descriptor set.
+    let dir = scratch("sources-bad-iso");
+    let iso = dir.join("broken.iso");
+    let mut bytes = vec![0u8; 40 * 2048];
+    bytes[16 * 2048 + 1..16 * 2048 + 6].copy_from_slice(b"CD001");
+    fs::write(&iso, bytes).unwrap();
+    let out = esxstick(&["inspect", iso.to_str().unwrap()]);
+    assert_refused(&out, "installer ISO: unreadable ISO 9660 file system");
 }
 
 #[test]
