@@ -107,6 +107,8 @@ pub struct Stream {
     state: Mutex<State>,
     /// Bytes of the image decompressed so far.
     done: AtomicU64,
+    /// Whether the stream has been read to its end.
+    ended: AtomicBool,
     /// The spool keeps the image up to here; later bytes are only hashed.
     keep: AtomicU64,
     /// Compressed bytes consumed, counted by the input reader.
@@ -154,6 +156,7 @@ impl Stream {
                 failed: None,
             }),
             done: AtomicU64::new(0),
+            ended: AtomicBool::new(false),
             keep: AtomicU64::new(u64::MAX),
             consumed,
             stop: AtomicBool::new(false),
@@ -173,12 +176,11 @@ impl Stream {
     }
 
     /// The image's size, once the stream has been read to its end.
+    /// (Lock-free: sources ask for their length on every read view.)
     pub fn known_len(&self) -> Option<u64> {
-        let state = self.lock();
-        state
-            .digest
-            .as_ref()
-            .map(|_| self.done.load(Ordering::Acquire))
+        self.ended
+            .load(Ordering::Acquire)
+            .then(|| self.done.load(Ordering::Acquire))
     }
 
     /// Shows decompression progress (compressed bytes) on `bar`.
@@ -259,7 +261,7 @@ impl Stream {
     pub fn finish(&self) -> io::Result<StreamReport> {
         let md5 = match &self.origin.expected_md5 {
             None => {
-                self.stop.store(true, Ordering::Release);
+                self.stop();
                 None
             }
             Some((expected, file)) => {
@@ -287,8 +289,8 @@ impl Stream {
             bar.finish_and_clear();
         }
         let state = self.lock();
-        if let Some((kind, message)) = &state.failed {
-            return Err(io::Error::new(*kind, message.clone()));
+        if let Some(e) = state.failure() {
+            return Err(e);
         }
         Ok(StreamReport {
             origin: self.origin.clone(),
@@ -311,20 +313,21 @@ impl Stream {
     /// Decompresses one more chunk: hashed, and spooled up to `keep`.
     /// `Ok(false)` once the stream has ended.
     fn advance(&self, state: &mut State) -> io::Result<bool> {
-        if let Some((kind, message)) = &state.failed {
-            return Err(io::Error::new(*kind, message.clone()));
+        if let Some(e) = state.failure() {
+            return Err(e);
         }
         if state.digest.is_some() {
             return Ok(false);
         }
         if self.done.load(Ordering::Acquire) >= MAX_READ {
-            let message = format!(
-                "the {} stream holds more than {}: too big for an ESXi image",
-                self.origin.codec(),
-                size::human(MAX_READ)
-            );
-            state.failed = Some((io::ErrorKind::InvalidData, message.clone()));
-            return Err(io::Error::new(io::ErrorKind::InvalidData, message));
+            return Err(state.fail(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the {} stream holds more than {}: too big for an ESXi image",
+                    self.origin.codec(),
+                    size::human(MAX_READ)
+                ),
+            ));
         }
         let State {
             decoder, buf, md5, ..
@@ -347,8 +350,7 @@ impl Stream {
                         "the {codec} stream is damaged, {consumed} into its compressed data: {e}"
                     )
                 };
-                state.failed = Some((io::ErrorKind::InvalidData, message.clone()));
-                return Err(io::Error::new(io::ErrorKind::InvalidData, message));
+                return Err(state.fail(io::ErrorKind::InvalidData, message));
             }
         };
         let data = buf.get(..n).unwrap_or_default();
@@ -366,8 +368,7 @@ impl Stream {
                      (set TMPDIR to a file system with room)",
                     std::env::temp_dir().display()
                 );
-                state.failed = Some((e.kind(), message.clone()));
-                return Err(io::Error::new(e.kind(), message));
+                return Err(state.fail(e.kind(), message));
             }
         }
         self.done.store(at + n as u64, Ordering::Release);
@@ -376,9 +377,24 @@ impl Stream {
         }
         if n == 0 {
             state.digest = Some(format!("{:x}", state.md5.finalize_reset()));
+            self.ended.store(true, Ordering::Release);
             return Ok(false);
         }
         Ok(true)
+    }
+}
+
+impl State {
+    /// Records the first error: every later reader gets it too.
+    fn fail(&mut self, kind: io::ErrorKind, message: String) -> io::Error {
+        self.failed = Some((kind, message.clone()));
+        io::Error::new(kind, message)
+    }
+
+    /// The recorded error, if any, once more.
+    fn failure(&self) -> Option<io::Error> {
+        let (kind, message) = self.failed.as_ref()?;
+        Some(io::Error::new(*kind, message.clone()))
     }
 }
 
