@@ -83,7 +83,9 @@ enum Command {
     /// when the image is unusable, including when boot.cfg names a module
     /// the bank lacks (the report is still printed).
     Inspect {
-        /// ESXi disk image (VMware-VMvisor-big-*.dd) or block device.
+        /// ESXi disk image (VMware-VMvisor-big-*.dd), compressed or not
+        /// (gzip, bzip2, xz, zstd), an installer ISO that carries one, or a
+        /// block device (an existing stick).
         source: PathBuf,
         /// Print the inventory as JSON (schema "esxstick.inventory/1",
         /// documented in README.md).
@@ -98,7 +100,8 @@ enum Command {
     /// DIR is created if needed. Output appears only when complete; on an
     /// error nothing that looks complete is left behind.
     Extract {
-        /// ESXi disk image or block device.
+        /// ESXi disk image (compressed or not), installer ISO, or block
+        /// device; see `esxstick inspect --help`.
         source: PathBuf,
         /// Output directory; must be empty unless --force.
         dir: PathBuf,
@@ -117,7 +120,8 @@ enum Command {
     /// with how many bytes it needs.
     #[command(group(ArgGroup::new("size-of").required(true).args(["target", "size"])))]
     Plan {
-        /// ESXi disk image or block device.
+        /// ESXi disk image (compressed or not), installer ISO, or block
+        /// device; see `esxstick inspect --help`.
         source: PathBuf,
         /// A block device or image file whose size is the target size.
         target: Option<PathBuf>,
@@ -147,7 +151,8 @@ enum Command {
     /// and the new one written last, so an interrupted write leaves a
     /// stick without a valid table, never a half-valid one.
     Write {
-        /// ESXi disk image or block device.
+        /// ESXi disk image (compressed or not), installer ISO, or block
+        /// device; see `esxstick inspect --help`.
         source: PathBuf,
         /// The stick: a whole block device or an image file.
         target: PathBuf,
