@@ -18,35 +18,22 @@
 //! 8. [`verify`] (with [`fsck`]): the stick read back and proven.
 //!
 //! ```no_run
-//! let source = esxstick::source::Source::open("VMware-VMvisor-big.dd".as_ref())?;
-//! let inventory = esxstick::inventory::read(&source, None)?;
+//! let source = esxstick::image::source::Source::open("VMware-VMvisor-big.dd".as_ref())?;
+//! let inventory = esxstick::esxi::inventory::read(&source, None)?;
 //! println!("active bank: {}", inventory.active_bank.partition);
 //! # Ok::<(), esxstick::Error>(())
 //! ```
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod bootcfg;
-pub mod bpb;
-pub mod cache;
-pub mod compress;
-pub mod device;
 pub mod error;
-pub mod extract;
-pub mod fat;
-pub mod fault;
-pub mod fsck;
-pub mod inventory;
+pub mod esxi;
+pub mod image;
 mod ioctl;
-pub mod iso;
-pub mod layout;
+pub mod ondisk;
 pub mod plan;
 pub mod progress;
 pub mod size;
-pub mod source;
-pub mod stream;
-pub mod table;
-pub mod verify;
-pub mod write;
+pub mod stick;
 
 pub use error::{Error, Result};

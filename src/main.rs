@@ -7,18 +7,20 @@ use std::process::ExitCode;
 use std::io::IsTerminal;
 
 use clap::{ArgGroup, Parser, Subcommand};
-use esxstick::device::Target;
 use esxstick::error::exit;
-use esxstick::inventory::{self, Inventory};
-use esxstick::layout::{self, Layout};
+use esxstick::esxi::extract;
+use esxstick::esxi::inventory::{self, Inventory};
+use esxstick::image::source::{Source, SourceKind, SECTOR};
+use esxstick::ondisk::table::Scheme;
+use esxstick::plan::layout::{self, Layout};
 use esxstick::plan::{self, Payload, Plan};
 use esxstick::progress::Progress;
 use esxstick::size::{group, human};
-use esxstick::source::{Source, SourceKind, SECTOR};
-use esxstick::table::Scheme;
-use esxstick::verify::{self, VerifyReport};
-use esxstick::write::{self, WriteReport};
-use esxstick::{device, extract, Error};
+use esxstick::stick::device;
+use esxstick::stick::device::Target;
+use esxstick::stick::verify::{self, VerifyReport};
+use esxstick::stick::write::{self, WriteReport};
+use esxstick::Error;
 use serde::Serialize;
 
 /// Turn a VMware ESXi 3.5/4.x/5+ disk image into a minimal, bootable,
@@ -246,7 +248,7 @@ fn tty() -> bool {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = run(cli.command);
-    esxstick::fault::report();
+    esxstick::stick::fault::report();
     match result {
         Ok(()) => ExitCode::from(exit::OK as u8),
         Err(e) => {
@@ -492,7 +494,7 @@ fn plan_of_stick(stick: &Source, payload: &Payload, layout: Option<&str>) -> Res
     if let Some(name) = layout {
         return plan::plan(payload, &Layout::load(name)?, sectors);
     }
-    let table = esxstick::table::read(stick).ok();
+    let table = esxstick::ondisk::table::read(stick).ok();
     let mut fallback = None;
     for summary in layout::builtin() {
         let Ok(plan) = Layout::load(&summary.name).and_then(|l| plan::plan(payload, &l, sectors))

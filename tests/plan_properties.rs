@@ -3,10 +3,10 @@
 //! aligned as its layout says, with valid FAT16 volumes that hold the
 //! payload and its headroom; every refusal is genuine and tight.
 
-use esxstick::bpb::BootSector;
-use esxstick::layout::Layout;
+use esxstick::ondisk::bpb::BootSector;
+use esxstick::ondisk::table::Scheme;
+use esxstick::plan::layout::Layout;
 use esxstick::plan::{self, Payload, PayloadFile, Plan};
-use esxstick::table::Scheme;
 use esxstick::Error;
 use proptest::prelude::*;
 
@@ -257,16 +257,16 @@ proptest! {
         disk.set_len(plan.target_sectors * 512).unwrap();
         let code: Vec<u8> = (0..440).map(|i| i as u8).collect();
         use std::os::unix::fs::FileExt;
-        for (at, bytes) in esxstick::write::table_sectors(&plan, &code).unwrap() {
+        for (at, bytes) in esxstick::stick::write::table_sectors(&plan, &code).unwrap() {
             disk.write_all_at(&bytes, at).unwrap();
         }
-        let source = esxstick::source::Source::open(&path).unwrap();
-        let table = esxstick::table::read(&source).unwrap();
+        let source = esxstick::image::source::Source::open(&path).unwrap();
+        let table = esxstick::ondisk::table::read(&source).unwrap();
         let _ = std::fs::remove_file(&path);
         prop_assert_eq!(&table.boot_code, &code);
         prop_assert_eq!(table.partitions.len(), plan.partitions.len());
         for p in &plan.partitions {
-            prop_assert_eq!(table.get(p.entry), Some(&esxstick::write::as_partition(p)));
+            prop_assert_eq!(table.get(p.entry), Some(&esxstick::stick::write::as_partition(p)));
         }
     }
 }

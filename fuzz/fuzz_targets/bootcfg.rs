@@ -2,7 +2,7 @@
 //! a bank.
 #![no_main]
 
-use esxstick::bootcfg::{BootCfg, MAX_BYTES};
+use esxstick::esxi::bootcfg::{BootCfg, MAX_BYTES};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

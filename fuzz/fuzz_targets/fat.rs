@@ -10,8 +10,8 @@
 
 use std::sync::OnceLock;
 
-use esxstick::fat::Volume;
-use esxstick::table::{Partition, PartitionType};
+use esxstick::ondisk::fat::Volume;
+use esxstick::ondisk::table::{Partition, PartitionType};
 use esxstick_fuzz::{mbr, mbr_entry, sectors, Scratch, SECTOR};
 use libfuzzer_sys::fuzz_target;
 
@@ -22,8 +22,8 @@ const BOOT_START: u64 = 32;
 /// Gap between an EBR and its logical partition, as on ESXi images.
 const EBR_GAP: u64 = 32;
 
-fn exercise(source: &esxstick::source::Source, partition: &Partition) {
-    let _ = esxstick::fsck::check(source, partition.start, partition.sectors);
+fn exercise(source: &esxstick::image::source::Source, partition: &Partition) {
+    let _ = esxstick::ondisk::fsck::check(source, partition.start, partition.sectors);
     let Ok(volume) = Volume::open(source, partition) else {
         return;
     };
@@ -68,5 +68,5 @@ fuzz_target!(|data: &[u8]| {
         active: false,
     };
     exercise(&source, &boot);
-    let _ = esxstick::verify::self_check(&source);
+    let _ = esxstick::stick::verify::self_check(&source);
 });

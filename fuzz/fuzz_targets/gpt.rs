@@ -19,11 +19,11 @@ fuzz_target!(|data: &[u8]| {
     let disk_sectors = 1 + sectors(data.len());
     let pmbr = mbr(&[(0, mbr_entry(0xee, 1, (disk_sectors - 1) as u32))]);
     let source = scratch.image(disk_sectors * SECTOR, &[(0, &pmbr), (SECTOR, data)]);
-    if let Ok(table) = esxstick::table::read(&source) {
+    if let Ok(table) = esxstick::ondisk::table::read(&source) {
         for p in &table.partitions {
             let _ = (p.end(), p.bytes(), p.kind.name(), p.kind.code());
             assert!(p.sectors > 0 && p.start + p.sectors <= table.disk_sectors);
         }
     }
-    let _ = esxstick::inventory::read(&source, None);
+    let _ = esxstick::esxi::inventory::read(&source, None);
 });

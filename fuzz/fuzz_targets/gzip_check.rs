@@ -7,7 +7,7 @@
 
 use std::io::Write;
 
-use esxstick::verify::GzipCheck;
+use esxstick::stick::verify::GzipCheck;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,10 +4,10 @@
 //! minimum target size is computed.
 #![no_main]
 
-use esxstick::bpb::BootSector;
-use esxstick::layout::{Layout, TargetScheme};
+use esxstick::ondisk::bpb::BootSector;
+use esxstick::plan::layout::{Layout, TargetScheme};
 use esxstick::plan::{self, Payload, PayloadFile};
-use esxstick::table::Scheme;
+use esxstick::ondisk::table::Scheme;
 use libfuzzer_sys::fuzz_target;
 
 /// FNV-1a, then a SplitMix64 stream: cheap, deterministic numbers.

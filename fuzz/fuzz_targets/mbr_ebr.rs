@@ -18,11 +18,11 @@ fuzz_target!(|data: &[u8]| {
     let scratch = SCRATCH.get_or_init(|| Scratch::new("mbr_ebr"));
     let data = &data[..data.len().min(MAX_INPUT)];
     let source = scratch.image(DISK, &[(0, data)]);
-    if let Ok(table) = esxstick::table::read(&source) {
+    if let Ok(table) = esxstick::ondisk::table::read(&source) {
         for p in &table.partitions {
             let _ = (p.end(), p.bytes(), p.kind.name(), p.kind.code());
             assert!(p.sectors > 0 && p.start + p.sectors <= table.disk_sectors);
         }
     }
-    let _ = esxstick::inventory::read(&source, None);
+    let _ = esxstick::esxi::inventory::read(&source, None);
 });

@@ -7,7 +7,7 @@
 
 use std::sync::OnceLock;
 
-use esxstick::source::Source;
+use esxstick::image::source::Source;
 use esxstick_fuzz::Scratch;
 use libfuzzer_sys::fuzz_target;
 
@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(source) = Source::open(scratch.path()) else {
         return;
     };
-    if let Ok(inv) = esxstick::inventory::read(&source, None) {
+    if let Ok(inv) = esxstick::esxi::inventory::read(&source, None) {
         source.prefetch(inv.needed_bytes());
     }
     let _ = source.finish();

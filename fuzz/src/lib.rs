@@ -1,11 +1,11 @@
 //! Helpers shared by the fuzz targets: turning fuzz bytes into a disk
-//! image on a real file, since `esxstick::source::Source` reads files.
+//! image on a real file, since `esxstick::image::source::Source` reads files.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
-use esxstick::source::Source;
+use esxstick::image::source::Source;
 
 /// Bytes in a sector.
 pub const SECTOR: u64 = 512;

@@ -13,15 +13,15 @@ use flate2::write::MultiGzDecoder;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::bpb::BootSector;
 use crate::error::Result;
-use crate::fat::{FileEntry, Volume};
-use crate::fsck;
-use crate::inventory::{self, Inventory};
+use crate::esxi::inventory::{self, Inventory};
+use crate::image::source::{Source, SECTOR};
+use crate::ondisk::bpb::BootSector;
+use crate::ondisk::fat::{FileEntry, Volume};
+use crate::ondisk::fsck;
+use crate::ondisk::table::{self, Scheme};
 use crate::plan::{BankPlan, Plan};
-use crate::source::{Source, SECTOR};
-use crate::table::{self, Scheme};
-use crate::write::as_partition;
+use crate::stick::write::as_partition;
 
 /// Version of the JSON report `verify --json` prints.
 pub const SCHEMA: &str = "esxstick.verify/1";
@@ -359,7 +359,7 @@ fn check_bank(
             .iter()
             .find(|f| f.path.eq_ignore_ascii_case("boot.cfg"))
         {
-            Some(f) => match volume.read_small(f, crate::bootcfg::MAX_BYTES) {
+            Some(f) => match volume.read_small(f, crate::esxi::bootcfg::MAX_BYTES) {
                 Ok(bytes) if bytes == text.as_bytes() => report.add(item, true, "as generated"),
                 Ok(_) => report.add(item, false, "differs from the generated boot.cfg"),
                 Err(e) => report.add(item, false, e.to_string()),

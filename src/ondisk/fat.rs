@@ -5,12 +5,12 @@ use std::io::{self, Read, Write};
 
 use serde::Serialize;
 
-use crate::bpb::{BootSector, FatType};
-use crate::cache::MetaCache;
 use crate::error::{Error, Result};
-use crate::fsck;
-use crate::source::{Slice, Source, SECTOR};
-use crate::table::Partition;
+use crate::image::source::{Slice, Source, SECTOR};
+use crate::ondisk::bpb::{BootSector, FatType};
+use crate::ondisk::fsck;
+use crate::ondisk::table::Partition;
+use crate::stick::cache::MetaCache;
 
 /// Most directory entries walked in one volume; a directory whose cluster
 /// chain loops would otherwise be walked for ever.

@@ -4,9 +4,9 @@
 //! ends properly and never loops, no cluster belongs to two files, every
 //! file's chain length matches its size, and no cluster is lost.
 
-use crate::bpb::{fat_entry, BootSector, FatType};
 use crate::error::Result;
-use crate::source::{Source, SECTOR};
+use crate::image::source::{Source, SECTOR};
+use crate::ondisk::bpb::{fat_entry, BootSector, FatType};
 
 /// Deepest directory nesting followed.
 const MAX_DEPTH: usize = 8;

@@ -10,14 +10,14 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::source::{Source, SECTOR};
+use crate::image::source::{Source, SECTOR};
 
 /// Most logical partitions followed in an EBR chain before giving up.
 const MAX_LOGICAL: usize = 128;
 /// Logical partitions read from a stream: 5 and 6, the bootbanks.
 const STREAM_LOGICAL: usize = 2;
 /// Disk size assumed while the size of a stream is unknown.
-const UNKNOWN_SECTORS: u64 = crate::source::UNKNOWN_LEN / SECTOR;
+const UNKNOWN_SECTORS: u64 = crate::image::source::UNKNOWN_LEN / SECTOR;
 /// Most GPT entries accepted (the usual table has 128).
 const MAX_GPT_ENTRIES: u32 = 1024;
 /// Size of a GPT partition entry that esxstick (and the gpt crate) reads.
@@ -161,7 +161,7 @@ pub fn read(source: &Source) -> Result<PartitionTable> {
             "sector 0 has no MBR signature (55 AA)".to_string(),
         ));
     }
-    if (mbr[0] == 0xeb || mbr[0] == 0xe9) && crate::bpb::BootSector::parse(&mbr).is_ok() {
+    if (mbr[0] == 0xeb || mbr[0] == 0xe9) && crate::ondisk::bpb::BootSector::parse(&mbr).is_ok() {
         return Err(Error::NotADiskImage(
             "sector 0 holds a FAT file system, not a partition table (an unpartitioned \
              \"superfloppy\"); esxstick needs a partitioned ESXi disk"

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::image::source::{Source, SourceKind};
 use crate::ioctl;
 use crate::size;
-use crate::source::{Source, SourceKind};
 
 /// Major number of Linux loop devices: virtual disks backed by a file.
 const LOOP_MAJOR: u32 = 7;

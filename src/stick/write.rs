@@ -24,19 +24,19 @@ use fscommon::StreamSlice;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::bpb::BootSector;
-use crate::cache::MetaCache;
-use crate::device::{Target, TargetKind};
 use crate::error::{Error, Result};
-use crate::fat::{FileEntry, Volume};
-use crate::fault;
-use crate::inventory::Inventory;
+use crate::esxi::inventory::Inventory;
+use crate::image::source::{FileView, Source, SECTOR};
+use crate::image::stream::StreamReport;
 use crate::ioctl;
+use crate::ondisk::bpb::BootSector;
+use crate::ondisk::fat::{FileEntry, Volume};
+use crate::ondisk::table::{Partition, PartitionType, Scheme};
 use crate::plan::{BankPlan, Plan, PlannedPartition};
 use crate::progress::{PhaseTime, Progress};
-use crate::source::{FileView, Source, SECTOR};
-use crate::stream::StreamReport;
-use crate::table::{Partition, PartitionType, Scheme};
+use crate::stick::cache::MetaCache;
+use crate::stick::device::{Target, TargetKind};
+use crate::stick::fault;
 
 /// Version of the JSON report `write --json` prints.
 pub const SCHEMA: &str = "esxstick.write/1";

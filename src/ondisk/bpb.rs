@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::source::{Source, SECTOR};
+use crate::image::source::{Source, SECTOR};
 
 /// The largest FAT esxstick scans for the used extent (a FAT16 FAT is at
 /// most 128 KiB; a boot partition's FAT32 FAT would be far below this).

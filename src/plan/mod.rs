@@ -2,15 +2,17 @@
 //! exact table, volumes and copies for a target of a given size. A plan is
 //! plain data; `plan` prints it and `write` carries it out.
 
+pub mod layout;
+
 use serde::Serialize;
 
-use crate::bpb::{BootSector, FatType};
 use crate::error::{Error, Result};
-use crate::inventory::Inventory;
-use crate::layout::{Alternate, BankSize, BootSize, Layout, TargetScheme};
+use crate::esxi::inventory::Inventory;
+use crate::image::source::SECTOR;
+use crate::ondisk::bpb::{BootSector, FatType};
+use crate::ondisk::table::{Scheme, GPT_BASIC_DATA, GPT_EFI_SYSTEM};
 use crate::size;
-use crate::source::SECTOR;
-use crate::table::{Scheme, GPT_BASIC_DATA, GPT_EFI_SYSTEM};
+use layout::{Alternate, BankSize, BootSize, Layout, TargetScheme};
 
 /// Version of the JSON document that `plan --json` prints.
 pub const SCHEMA: &str = "esxstick.plan/1";
@@ -498,7 +500,7 @@ pub fn max_fat16_sectors() -> u64 {
 /// The smallest FAT16 volume that holds the payload plus headroom.
 fn min_bank_sectors(payload: &Payload, layout: &Layout) -> Result<u64> {
     let too_many =
-        payload.files.len() as u64 * ENTRIES_PER_FILE > u64::from(crate::bpb::ROOT_ENTRIES);
+        payload.files.len() as u64 * ENTRIES_PER_FILE > u64::from(crate::ondisk::bpb::ROOT_ENTRIES);
     if too_many {
         return Err(Error::Layout(format!(
             "the bank holds {} files, more than a FAT16 root directory takes",

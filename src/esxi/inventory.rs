@@ -4,13 +4,13 @@
 
 use serde::Serialize;
 
-use crate::bootcfg::{self, BootCfg};
-use crate::bpb::BootSector;
 use crate::error::{Error, Result};
-use crate::fat::{FileEntry, FsInfo, Volume};
-use crate::source::{Source, SourceKind, SECTOR};
-use crate::stream::Origin;
-use crate::table::{self, Partition, PartitionTable, Scheme};
+use crate::esxi::bootcfg::{self, BootCfg};
+use crate::image::source::{Source, SourceKind, SECTOR};
+use crate::image::stream::Origin;
+use crate::ondisk::bpb::BootSector;
+use crate::ondisk::fat::{FileEntry, FsInfo, Volume};
+use crate::ondisk::table::{self, Partition, PartitionTable, Scheme};
 
 /// Largest boot partition accepted (1 GiB; ESXi's is 4 MiB).
 const MAX_BOOT_SECTORS: u64 = 1 << 21;

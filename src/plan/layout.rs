@@ -9,14 +9,20 @@ use crate::error::{Error, Result};
 
 /// The layouts shipped in `layouts/`, in the order `esxstick layouts` lists them.
 const BUILTIN: [(&str, &str); 5] = [
-    ("esxi-native", include_str!("../layouts/esxi-native.toml")),
+    (
+        "esxi-native",
+        include_str!("../../layouts/esxi-native.toml"),
+    ),
     (
         "vcritical-64mb",
-        include_str!("../layouts/vcritical-64mb.toml"),
+        include_str!("../../layouts/vcritical-64mb.toml"),
     ),
-    ("aligned-1m", include_str!("../layouts/aligned-1m.toml")),
-    ("dual-bank", include_str!("../layouts/dual-bank.toml")),
-    ("gpt-minimal", include_str!("../layouts/gpt-minimal.toml")),
+    ("aligned-1m", include_str!("../../layouts/aligned-1m.toml")),
+    ("dual-bank", include_str!("../../layouts/dual-bank.toml")),
+    (
+        "gpt-minimal",
+        include_str!("../../layouts/gpt-minimal.toml"),
+    ),
 ];
 
 /// The layout used when none is named.
@@ -288,7 +294,7 @@ mod tests {
 
     #[test]
     fn bad_layouts_are_refused_with_a_reason() {
-        let good = include_str!("../layouts/esxi-native.toml");
+        let good = include_str!("../../layouts/esxi-native.toml");
         let cases = [
             (good.replace("entry = 4", "entry = 2"), "by number"),
             (good.replace("heads = 64", "heads = 0"), "geometry"),

@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 use md5::{Digest, Md5};
 use serde::Serialize;
 
-use crate::compress::Compression;
+use crate::image::compress::Compression;
 use crate::size;
 
 /// Bytes decompressed per step (and per hold of the lock).

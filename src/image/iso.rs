@@ -8,9 +8,9 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use crate::compress::{self, Compression};
 use crate::error::{Error, Result};
-use crate::stream::Counting;
+use crate::image::compress::{self, Compression};
+use crate::image::stream::Counting;
 
 /// ISO 9660 logical block size.
 const BLOCK: u64 = 2048;

@@ -14,9 +14,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::fat::Volume;
-use crate::inventory::Inventory;
-use crate::source::{Source, SECTOR};
+use crate::esxi::inventory::Inventory;
+use crate::image::source::{Source, SECTOR};
+use crate::ondisk::fat::Volume;
 
 /// Name of the raw boot partition image in the output.
 pub const BOOT_IMG: &str = "boot.img";

@@ -13,10 +13,10 @@ use std::sync::Arc;
 use fscommon::StreamSlice;
 use serde::Serialize;
 
-use crate::compress::Compression;
 use crate::error::{Error, Result};
-use crate::iso;
-use crate::stream::{Counting, Origin, Stream, StreamReport};
+use crate::image::compress::Compression;
+use crate::image::iso;
+use crate::image::stream::{Counting, Origin, Stream, StreamReport};
 
 /// Size of a logical sector; all LBAs in esxstick count these.
 pub const SECTOR: u64 = 512;
@@ -356,7 +356,7 @@ impl Write for FileView<'_> {
                 "esxstick never writes to its source",
             ));
         };
-        let len = crate::fault::write(buf.len())?;
+        let len = crate::stick::fault::write(buf.len())?;
         let n = self.file.write_at(&buf[..len], self.pos)?;
         written.set(written.get() + n as u64);
         self.pos += n as u64;
