@@ -1,21 +1,28 @@
 //! esxstick turns a VMware ESXi disk image into a minimal, bootable,
 //! verified USB stick.
 //!
-//! The pipeline, one module per stage:
+//! The pipeline, one folder per stage, data flowing one way:
 //!
-//! 1. [`source`]: the image, read-only with random access — a raw file
-//!    or device, or a [`compress`]ed image (given directly or found on an
-//!    installer [`iso`]) made randomly readable by a [`stream`].
-//! 2. [`table`]: its partition table (MBR + EBR chain, or GPT).
-//! 3. [`bpb`], [`fat`], [`bootcfg`]: the on-disk structures inside it.
-//! 4. [`inventory`]: what the image holds — boot partition, bootbanks, the
-//!    active bank and its modules.
-//! 5. [`extract`]: the boot partition and bank files copied out, with sums.
-//! 6. [`layout`], [`plan`]: a layout family applied to a target size gives
-//!    the exact table, volumes and copies — plain data, printed by `plan`.
-//! 7. [`device`], [`write`]: the target opened safely and the plan carried
-//!    out, partition table last.
-//! 8. [`verify`] (with [`fsck`]): the stick read back and proven.
+//! 1. [`image`]: the source, read-only with random access — a raw file or
+//!    device, a compressed image, or an installer ISO carrying one.
+//! 2. [`esxi`]: the inventory — boot partition, bootbanks, the active bank
+//!    by ESXi's rules, its modules — and `extract`.
+//! 3. [`plan`]: a layout applied to a target size gives the exact table,
+//!    volumes and copies — plain serde data, printed by `plan`.
+//! 4. [`stick`]: the target opened safely, the plan written with the
+//!    partition table last, then the stick read back and proven.
+//!
+//! Below them, [`ondisk`] holds the on-disk structures (MBR/EBR, GPT,
+//! BPB, FAT), each parsed and serialised in one file. Progress goes
+//! through the [`progress::Observer`] a front end implements; the library
+//! draws nothing. Errors are one [`Error`] type with the exit code each
+//! maps to.
+//!
+//! Where things go: a new source format in [`image`]; a new rule about
+//! banks or boot.cfg in [`esxi`]; a new layout as a TOML file in
+//! `layouts/` (new placement rules in [`plan`]); a second kind of target
+//! in [`stick`]; a new command in the binary's `cli/args.rs`, calling one
+//! library function.
 //!
 //! ```no_run
 //! let source = esxstick::image::source::Source::open("VMware-VMvisor-big.dd".as_ref())?;

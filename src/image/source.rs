@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::image::compress::Compression;
 use crate::image::iso;
 use crate::image::stream::{Counting, Origin, Stream, StreamReport};
+use crate::progress::Observer;
 
 /// Size of a logical sector; all LBAs in esxstick count these.
 pub const SECTOR: u64 = 512;
@@ -191,10 +192,11 @@ impl Source {
         self.stream.as_deref().map(Stream::origin)
     }
 
-    /// Shows decompression progress on `bar` (a no-op for raw sources).
-    pub fn show_progress(&self, bar: indicatif::ProgressBar) {
+    /// Reports decompression progress to `observer` (a no-op for raw
+    /// sources, which need no decompressing).
+    pub fn observe(&self, observer: Arc<dyn Observer>) {
         if let Some(stream) = &self.stream {
-            stream.show_progress(bar);
+            stream.observe(observer);
         }
     }
 

@@ -21,6 +21,7 @@ use md5::{Digest, Md5};
 use serde::Serialize;
 
 use crate::image::compress::Compression;
+use crate::progress::{Observer, Phase};
 use crate::size;
 
 /// Bytes decompressed per step (and per hold of the lock).
@@ -115,7 +116,9 @@ pub struct Stream {
     consumed: Arc<AtomicU64>,
     stop: AtomicBool,
     worker: Mutex<Option<JoinHandle<()>>>,
-    bar: Mutex<Option<indicatif::ProgressBar>>,
+    /// Who hears decompression progress, and how many compressed bytes
+    /// it has been told of.
+    watcher: Mutex<Option<(Arc<dyn Observer>, u64)>>,
 }
 
 struct State {
@@ -161,7 +164,7 @@ impl Stream {
             consumed,
             stop: AtomicBool::new(false),
             worker: Mutex::new(None),
-            bar: Mutex::new(None),
+            watcher: Mutex::new(None),
         })
     }
 
@@ -183,11 +186,22 @@ impl Stream {
             .then(|| self.done.load(Ordering::Acquire))
     }
 
-    /// Shows decompression progress (compressed bytes) on `bar`.
-    pub fn show_progress(&self, bar: indicatif::ProgressBar) {
-        bar.set_length(self.origin.compressed_bytes);
-        bar.set_position(self.consumed.load(Ordering::Relaxed));
-        *self.bar.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar);
+    /// Reports decompression progress ([`Phase::Decompress`], in
+    /// compressed bytes) to `observer` from now on.
+    pub fn observe(&self, observer: Arc<dyn Observer>) {
+        observer.started(Phase::Decompress, self.origin.compressed_bytes);
+        *self.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some((observer, 0));
+        self.report_progress();
+    }
+
+    /// Tells the observer, if any, how far the compressed input has got.
+    fn report_progress(&self) {
+        if let Some((observer, told)) = &mut *self.watcher.lock().unwrap_or_else(|e| e.into_inner())
+        {
+            let consumed = self.consumed.load(Ordering::Relaxed);
+            observer.advanced(Phase::Decompress, consumed.saturating_sub(*told));
+            *told = consumed.max(*told);
+        }
     }
 
     /// Makes sure the image's bytes before `end` are in the spool.
@@ -285,8 +299,13 @@ impl Stream {
         if let Some(worker) = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = worker.join();
         }
-        if let Some(bar) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            bar.finish_and_clear();
+        if let Some((observer, _)) = self
+            .watcher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            observer.finished(Phase::Decompress);
         }
         let state = self.lock();
         if let Some(e) = state.failure() {
@@ -372,9 +391,7 @@ impl Stream {
             }
         }
         self.done.store(at + n as u64, Ordering::Release);
-        if let Some(bar) = &*self.bar.lock().unwrap_or_else(|e| e.into_inner()) {
-            bar.set_position(self.consumed.load(Ordering::Relaxed));
-        }
+        self.report_progress();
         if n == 0 {
             state.digest = Some(format!("{:x}", state.md5.finalize_reset()));
             self.ended.store(true, Ordering::Release);

@@ -2,6 +2,7 @@
 //! exact table, volumes and copies for a target of a given size. A plan is
 //! plain data; `plan` prints it and `write` carries it out.
 
+pub mod choose;
 pub mod layout;
 
 use serde::Serialize;

@@ -1,11 +1,13 @@
 //! Stages 4 and 5, the stick: the [`device`] a stick is written to,
 //! opened safely; [`write`], which carries out a plan with the partition
-//! table last; [`verify`], which reads the stick back and proves it.
+//! table last; [`verify`], which reads the stick back and proves it;
+//! [`burn`], the two together as the `write` command does them.
 //! [`cache`] and [`fault`] serve the writer (metadata caching, the
 //! fault-injection seam the crash tests use).
 //!
 //! A second kind of target (or several at once) goes here.
 
+pub mod burn;
 pub mod cache;
 pub mod device;
 pub mod fault;

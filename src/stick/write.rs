@@ -33,7 +33,7 @@ use crate::ondisk::bpb::BootSector;
 use crate::ondisk::fat::{FileEntry, Volume};
 use crate::ondisk::table::{Partition, PartitionType, Scheme};
 use crate::plan::{BankPlan, Plan, PlannedPartition};
-use crate::progress::{PhaseTime, Progress};
+use crate::progress::{Observer, Phase, PhaseTime, Timer};
 use crate::stick::cache::MetaCache;
 use crate::stick::device::{Target, TargetKind};
 use crate::stick::fault;
@@ -75,7 +75,7 @@ pub fn write(
     inv: &Inventory,
     plan: &Plan,
     target: &mut Target,
-    progress: &Progress,
+    observer: &dyn Observer,
     hash: bool,
 ) -> Result<WriteReport> {
     let plan_bytes = plan.target_sectors * SECTOR;
@@ -103,13 +103,13 @@ pub fn write(
     };
     let mut phases = Vec::new();
 
-    let phase = progress.phase("prepare", 3 * GPT_AREA * SECTOR);
+    let phase = Timer::start(observer, Phase::Prepare, 3 * GPT_AREA * SECTOR);
     invalidate(&disk, target.bytes()).map_err(io_fail("invalidating the old partition table"))?;
     phase.inc(3 * GPT_AREA * SECTOR);
     phases.push(phase.finish());
 
     let b = &plan.boot;
-    let phase = progress.phase("boot partition", b.copy_sectors * SECTOR);
+    let phase = Timer::start(observer, Phase::BootPartition, b.copy_sectors * SECTOR);
     copy_boot(source, inv, plan, &disk, &|n| phase.inc(n)).map_err(fail("the boot partition"))?;
     phases.push(phase.finish());
 
@@ -119,7 +119,7 @@ pub fn write(
         .flat_map(|b| &b.files)
         .map(|f| f.bytes)
         .sum();
-    let phase = progress.phase("modules", files);
+    let phase = Timer::start(observer, Phase::Modules, files);
     let mut sha256 = BTreeMap::new();
     for bank in &plan.banks {
         let hashes = hash.then_some(&mut sha256);
@@ -132,7 +132,7 @@ pub fn write(
     // A stream's MD5 covers the whole image: the table is written only
     // once the rest of it has been hashed (on another core meanwhile).
     let stream = if source.origin().is_some() {
-        let phase = progress.phase("source check", 0);
+        let phase = Timer::start(observer, Phase::SourceCheck, 0);
         let stream = source
             .finish()
             .map_err(fail("the check of the source image"))?;
@@ -142,7 +142,11 @@ pub fn write(
         None
     };
 
-    let phase = progress.phase("tables", SECTOR * plan.partitions.len() as u64);
+    let phase = Timer::start(
+        observer,
+        Phase::Tables,
+        SECTOR * plan.partitions.len() as u64,
+    );
     write_tables(plan, inv, &disk).map_err(io_fail("the partition table"))?;
     phase.inc(SECTOR * plan.partitions.len() as u64);
     if target.kind() == TargetKind::BlockDevice {

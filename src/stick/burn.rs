@@ -1,0 +1,52 @@
+//! Write, then verify: the whole of `esxstick write` as one library call,
+//! so that a front end only chooses and shows, never orchestrates phases.
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::esxi::inventory::Inventory;
+use crate::image::source::Source;
+use crate::plan::Plan;
+use crate::progress::{Observer, Phase, Timer};
+use crate::stick::device::Target;
+use crate::stick::verify::{self, VerifyReport};
+use crate::stick::write::{self, WriteReport};
+
+/// What a write did and, unless skipped, how the stick verified.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// The write.
+    pub write: WriteReport,
+    /// The verification against the source; `None` when skipped.
+    pub verify: Option<VerifyReport>,
+}
+
+/// Writes `plan` (made from `inv` of `source`) onto `target`, then, when
+/// `verify` is set, reads the stick back past the page cache and proves
+/// it against the source, reusing the file hashes taken while copying.
+/// The verification's time is added to the write report's phases.
+pub fn burn(
+    source: &Source,
+    inv: &Inventory,
+    plan: &Plan,
+    target: &mut Target,
+    observer: &dyn Observer,
+    verify: bool,
+) -> Result<Outcome> {
+    let mut report = write::write(source, inv, plan, target, observer, verify)?;
+    if !verify {
+        return Ok(Outcome {
+            write: report,
+            verify: None,
+        });
+    }
+    let phase = Timer::start(observer, Phase::Verify, plan.write_bytes);
+    let stick = Source::open_uncached(target.path())?;
+    let result = verify::against(&stick, source, inv, plan, &report.sha256)?;
+    phase.inc(plan.write_bytes);
+    report.phases.push(phase.finish());
+    Ok(Outcome {
+        write: report,
+        verify: Some(result),
+    })
+}
