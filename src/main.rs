@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::io::IsTerminal;
 
 use clap::{ArgGroup, Parser, Subcommand};
-use esxstick::error::exit;
+use esxstick::error::{exit, Refusal};
 use esxstick::esxi::extract;
 use esxstick::esxi::inventory::{self, Inventory};
 use esxstick::image::source::{Source, SourceKind, SECTOR};
@@ -363,8 +363,7 @@ fn run(command: Command) -> Result<(), Error> {
                 None => {
                     return Err(Error::Target {
                         path: target,
-                        why: "does not exist; pass --size to create an image file of that size"
-                            .into(),
+                        refusal: Refusal::Missing,
                     })
                 }
             };
@@ -462,14 +461,12 @@ struct WriteOutput<'a> {
 /// Asks on the terminal before overwriting `target`; without a terminal
 /// there is no one to ask, so the answer is no.
 fn confirm(target: &Target) -> Result<(), Error> {
-    let refuse = |why: &str| Error::Target {
+    let refuse = |refusal| Error::Target {
         path: target.path().to_path_buf(),
-        why: why.to_string(),
+        refusal,
     };
     if !std::io::stdin().is_terminal() {
-        return Err(refuse(
-            "needs confirmation and there is no terminal to ask; pass --yes",
-        ));
+        return Err(refuse(Refusal::NoTerminal));
     }
     eprint!(
         "esxstick will ERASE {}\nType yes to continue: ",
@@ -478,11 +475,11 @@ fn confirm(target: &Target) -> Result<(), Error> {
     let mut answer = String::new();
     std::io::stdin()
         .read_line(&mut answer)
-        .map_err(|_| refuse("could not read the confirmation"))?;
+        .map_err(|_| refuse(Refusal::ConfirmationUnreadable))?;
     if answer.trim() == "yes" {
         Ok(())
     } else {
-        Err(refuse("not confirmed; nothing was written"))
+        Err(refuse(Refusal::NotConfirmed))
     }
 }
 
@@ -527,12 +524,11 @@ fn verdict(report: VerifyReport) -> Result<(), Error> {
     if failures.is_empty() {
         return Ok(());
     }
-    Err(Error::VerifyFailed(format!(
-        "{} of {} checks failed; first: {}",
-        failures.len(),
-        report.checks.len(),
-        failures.first().map(String::as_str).unwrap_or("")
-    )))
+    Err(Error::VerifyFailed {
+        failed: failures.len(),
+        checks: report.checks.len(),
+        first: failures.first().cloned().unwrap_or_default(),
+    })
 }
 
 fn render_verify(report: &VerifyReport) -> String {
