@@ -3,6 +3,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::ondisk::bpb::BootSector;
+
 /// Everything that can go wrong in the esxstick pipeline.
 ///
 /// Each message is one line that names the thing at fault (file, partition,
@@ -31,12 +33,18 @@ pub enum Error {
 
     /// A compressed image could not be read (damaged, truncated, wrong
     /// MD5).
-    #[error("compressed image: {0}")]
-    Stream(String),
+    #[error("compressed image: {source}")]
+    Stream {
+        /// What the stream reported.
+        source: io::Error,
+    },
 
     /// An installer ISO holds no usable image.
-    #[error("installer ISO: {0}")]
-    Iso(String),
+    #[error("installer ISO: {problem}")]
+    Iso {
+        /// What is wrong with the ISO.
+        problem: IsoProblem,
+    },
 
     /// The source is not a partitioned disk image at all.
     #[error("not a disk image: {0}")]
@@ -47,21 +55,28 @@ pub enum Error {
     Table(String),
 
     /// The disk is partitioned but does not look like an ESXi image.
-    #[error("not an ESXi image: {0}")]
-    NotEsxi(String),
+    #[error("not an ESXi image: {reason}")]
+    NotEsxi {
+        /// What an ESXi image would have.
+        reason: NotEsxiReason,
+    },
 
-    /// A FAT volume the tool needs cannot be read.
-    #[error("partition {partition}: {message}")]
+    /// A FAT volume the tool needs cannot be read (or was not formatted
+    /// as planned).
+    #[error("partition {partition}: {problem}")]
     Fat {
         /// Partition number.
         partition: u32,
         /// What is wrong with the volume.
-        message: String,
+        problem: FatProblem,
     },
 
     /// No bootbank holds a usable boot.cfg (or the one asked for does not).
-    #[error("no usable bootbank: {0}")]
-    NoBootbank(String),
+    #[error("no usable bootbank: {reason}")]
+    NoBootbank {
+        /// Why no bank can be used.
+        reason: NoBankReason,
+    },
 
     /// boot.cfg names modules that the bank does not contain.
     #[error("bootbank {partition}: boot.cfg names {} not in the bank: {}", if names.len() == 1 { "a module" } else { "modules" }, list_some(names))]
@@ -85,12 +100,12 @@ pub enum Error {
     BadSize(String),
 
     /// The target may not be written, for the reason given.
-    #[error("refusing to write {}: {why}", path.display())]
+    #[error("refusing to write {}: {refusal}", path.display())]
     Target {
         /// The target path.
         path: PathBuf,
         /// Why not.
-        why: String,
+        refusal: Refusal,
     },
 
     /// Writing the stick failed part-way; it has no valid partition table.
@@ -105,11 +120,19 @@ pub enum Error {
     },
 
     /// The stick does not match (or is damaged); the report says where.
-    #[error("verification failed: {0}")]
-    VerifyFailed(String),
+    #[error("verification failed: {failed} of {checks} checks failed; first: {first}")]
+    VerifyFailed {
+        /// How many checks failed (at least one).
+        failed: usize,
+        /// How many checks ran.
+        checks: usize,
+        /// The first failed check, as "item: detail".
+        first: String,
+    },
 
-    /// The output directory of `extract` holds files already.
-    #[error("{} is not empty; choose an empty directory or pass --force to write into it", dir.display())]
+    /// The output directory of `extract` holds files already. (The CLI
+    /// adds how to write into it anyway.)
+    #[error("{} is not empty; choose an empty directory", dir.display())]
     OutputNotEmpty {
         /// The directory given by the user.
         dir: PathBuf,
@@ -123,6 +146,356 @@ pub enum Error {
         /// The operating system's reason.
         source: io::Error,
     },
+}
+
+/// Why an installer ISO gives no image ([`Error::Iso`]).
+#[derive(Debug, thiserror::Error)]
+pub enum IsoProblem {
+    /// The ISO 9660 file system (or the image's first bytes) cannot be
+    /// read.
+    #[error("unreadable ISO 9660 file system: {source}")]
+    Unreadable {
+        /// The reader's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The file system has no root directory.
+    #[error("the ISO has no root directory")]
+    NoRoot,
+    /// Neither the root nor a tar archive there holds a dd image.
+    #[error(
+        "the ISO holds no ESXi dd image (looked for imagedd.bz2 and *.dd[.bz2] at its root and \
+         inside {}); ESXi 5 and later installers carry none: install those with the installer \
+         itself, or give esxstick an installed ESXi disk or stick",
+        if *has_archives { "its tar archives" } else { "tar archives there, of which it has none" }
+    )]
+    NoImage {
+        /// Whether the root holds tar archives (that were looked into).
+        has_archives: bool,
+    },
+    /// A tar archive on the ISO cannot be read.
+    #[error("{archive}: unreadable archive: {source}")]
+    Archive {
+        /// The archive's name on the ISO.
+        archive: String,
+        /// What went wrong.
+        source: io::Error,
+    },
+    /// A file on the ISO cannot be read.
+    #[error("{file}: {source}")]
+    File {
+        /// The file's name on the ISO.
+        file: String,
+        /// What went wrong.
+        source: io::Error,
+    },
+    /// The `.md5` file next to the image gives no MD5 sum.
+    #[error("{file} holds no MD5 sum")]
+    NoMd5 {
+        /// The `.md5` file's name on the ISO.
+        file: String,
+    },
+}
+
+/// Why a partitioned disk is not taken for an ESXi image
+/// ([`Error::NotEsxi`]).
+#[derive(Debug, thiserror::Error)]
+pub enum NotEsxiReason {
+    /// The partition where ESXi keeps its boot partition does not exist.
+    #[error("there is no partition {partition}, where ESXi keeps its boot partition")]
+    NoBootPartition {
+        /// 4 (MBR) or 1 (GPT).
+        partition: u32,
+    },
+    /// The boot partition's FAT file system cannot be read.
+    #[error("the boot partition is unreadable: {fs_error}")]
+    BootUnreadable {
+        /// Why, as the inventory reports it for the partition.
+        fs_error: String,
+    },
+    /// The boot partition is far larger than ESXi's.
+    #[error("partition {partition} holds {sectors} sectors; an ESXi boot partition is a few MiB")]
+    BootTooLarge {
+        /// The boot partition's number.
+        partition: u32,
+        /// Its length in sectors.
+        sectors: u64,
+    },
+    /// The boot partition is not a sound FAT volume.
+    #[error("the boot partition is unusable: {cause}")]
+    BootUnusable {
+        /// Why it cannot be opened.
+        cause: Box<Error>,
+    },
+}
+
+/// What is wrong with a FAT volume ([`Error::Fat`]). Paths are inside
+/// the volume, without the leading `/`.
+#[derive(Debug, thiserror::Error)]
+pub enum FatProblem {
+    /// The boot sector is not a FAT one.
+    #[error("not a FAT file system: {reason}")]
+    NotFat {
+        /// What the boot sector parser found.
+        reason: String,
+    },
+    /// The boot partition's boot sector is not a FAT one.
+    #[error("the boot partition is not FAT: {reason}")]
+    BootNotFat {
+        /// What the boot sector parser found.
+        reason: String,
+    },
+    /// The consistency scan found damage that makes reading unsafe.
+    #[error("damaged FAT file system: {problem}")]
+    Damaged {
+        /// The scan's description, naming the file or cluster.
+        problem: String,
+    },
+    /// The volume's metadata cannot be read.
+    #[error("{source}")]
+    Unreadable {
+        /// The read error.
+        source: io::Error,
+    },
+    /// fatfs refuses the volume.
+    #[error("not a usable FAT file system: {source}")]
+    Unusable {
+        /// fatfs's reason.
+        source: io::Error,
+    },
+    /// The partition holds no readable FAT file system.
+    #[error("the bank has no readable FAT file system")]
+    NoFileSystem,
+    /// A directory cannot be read.
+    #[error("cannot read directory /{dir}: {source}")]
+    Directory {
+        /// The directory, with a trailing `/` (empty for the root).
+        dir: String,
+        /// The read error.
+        source: io::Error,
+    },
+    /// The root directory cannot be read.
+    #[error("cannot read the root directory: {source}")]
+    RootDirectory {
+        /// The read error.
+        source: io::Error,
+    },
+    /// More directory entries than a sane volume holds.
+    #[error("more than {limit} directory entries: the directory tree is damaged or loops")]
+    TooManyEntries {
+        /// The most entries walked.
+        limit: usize,
+    },
+    /// Directories nest deeper than walked.
+    #[error("directories nest deeper than {limit} levels at /{path}")]
+    TooDeep {
+        /// The deepest nesting walked.
+        limit: usize,
+        /// The directory too deep.
+        path: String,
+    },
+    /// A file cannot be opened.
+    #[error("cannot open /{path}: {source}")]
+    Open {
+        /// The file.
+        path: String,
+        /// fatfs's error.
+        source: io::Error,
+    },
+    /// A file cannot be read.
+    #[error("cannot read /{path}: {source}")]
+    ReadFile {
+        /// The file.
+        path: String,
+        /// The read error.
+        source: io::Error,
+    },
+    /// A file's clusters hold another number of bytes than its directory
+    /// entry says.
+    #[error("/{path} should hold {expected} bytes but its clusters give {found}")]
+    SizeMismatch {
+        /// The file.
+        path: String,
+        /// Its size in the directory entry.
+        expected: u64,
+        /// The bytes its clusters gave.
+        found: u64,
+    },
+    /// A file meant to be small is not.
+    #[error("/{path} is {bytes} bytes, more than the {limit} expected")]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// Its size.
+        bytes: u64,
+        /// The most accepted.
+        limit: u64,
+    },
+    /// The FAT is too large for a boot partition.
+    #[error("its FAT of {bytes} bytes is too large for a boot partition")]
+    FatTooLarge {
+        /// The FAT's size in bytes.
+        bytes: u64,
+    },
+    /// Files in the boot partition reach past its end.
+    #[error(
+        "files in the boot partition reach sector {reaches}, past its end ({sectors} sectors)"
+    )]
+    PastEnd {
+        /// The sector the last used cluster ends at.
+        reaches: u64,
+        /// The partition's length in sectors.
+        sectors: u64,
+    },
+    /// A file name in the volume is not safe to use on the host.
+    #[error("the bank holds a file named {name:?}, which is not a safe file name")]
+    UnsafeName {
+        /// The name.
+        name: String,
+    },
+    /// A file in the volume has a name `extract` writes itself.
+    #[error("the bank holds a file named {name:?}, which extract writes itself")]
+    ReservedName {
+        /// The name.
+        name: String,
+    },
+    /// fatfs formatted a volume other than the one planned.
+    #[error("fatfs formatted {formatted:?}, not the planned {planned:?}")]
+    NotAsPlanned {
+        /// The boot sector written, as parsed (or why it does not parse).
+        formatted: Box<Result<BootSector, String>>,
+        /// The boot sector planned.
+        planned: Box<BootSector>,
+    },
+}
+
+/// Why no bootbank can be used ([`Error::NoBootbank`]).
+#[derive(Debug, thiserror::Error)]
+pub enum NoBankReason {
+    /// The image has neither partition 5 nor 6.
+    #[error("the image has no partition 5 or 6")]
+    NoBanks,
+    /// No bank is bootable.
+    #[error("{}", bank_statuses(banks))]
+    NoneBootable {
+        /// Every bank's number and status.
+        banks: Vec<(u32, String)>,
+    },
+    /// The bank asked for does not exist.
+    #[error("--bank {bank}: the image has no partition {bank} (bootbanks are 5 and 6)")]
+    NoSuchBank {
+        /// The bank asked for.
+        bank: u32,
+    },
+    /// The bank asked for has no usable boot.cfg.
+    #[error("--bank {bank}: {status}")]
+    NoBootCfg {
+        /// The bank asked for.
+        bank: u32,
+        /// Its status.
+        status: String,
+    },
+    /// The active bank's partition is not in the inventory.
+    #[error("partition {partition} is missing")]
+    PartitionMissing {
+        /// The active bank's partition number.
+        partition: u32,
+    },
+}
+
+/// Banks' statuses on one line: `bank 5: …; bank 6: …`.
+pub fn bank_statuses(banks: &[(u32, String)]) -> String {
+    banks
+        .iter()
+        .map(|(bank, status)| format!("bank {bank}: {status}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Why a target may not be written ([`Error::Target`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The path does not exist and no size was given to create it. (The
+    /// CLI adds how to give one.)
+    #[error("does not exist")]
+    Missing,
+    /// The path is the source image file.
+    #[error("is the source image itself")]
+    IsSourceImage,
+    /// The path is the source block device.
+    #[error("is the source device itself")]
+    IsSourceDevice,
+    /// The path is something else (a directory, a FIFO, …).
+    #[error("is neither an image file nor a block device")]
+    NotFileOrDevice,
+    /// The device is a partition, not a whole disk.
+    #[error("is a partition; give the whole disk (e.g. /dev/sdb, not /dev/sdb1)")]
+    Partition,
+    /// The device is a loop device over the source image.
+    #[error("is a loop device over the source image {}", backing.display())]
+    LoopOverSource {
+        /// The loop device's backing file.
+        backing: PathBuf,
+    },
+    /// The device or one of its partitions is mounted.
+    #[error("is mounted ({device} on {at}); unmount it first")]
+    Mounted {
+        /// The mounted device, as MAJOR:MINOR.
+        device: String,
+        /// Where (as /proc/self/mountinfo writes it).
+        at: String,
+    },
+    /// The device is a fixed disk (and writing one was not forced). (The
+    /// CLI adds how to force it.)
+    #[error("is not a removable disk")]
+    NotRemovable,
+    /// The device cannot be opened exclusively.
+    #[error("is in use (a partition is mounted or held)")]
+    InUse,
+    /// The device is smaller than the plan.
+    #[error(
+        "has {} bytes, less than the {} the plan needs",
+        crate::size::group(*has),
+        crate::size::group(*needs)
+    )]
+    TooSmall {
+        /// The device's size in bytes.
+        has: u64,
+        /// The plan's size in bytes.
+        needs: u64,
+    },
+    /// The target changed between opening and writing.
+    #[error("{change} since it was opened; nothing was written")]
+    Changed {
+        /// What changed.
+        change: TargetChange,
+    },
+    /// Writing needs a confirmation and no terminal can give it. (The
+    /// CLI adds how to confirm beforehand.)
+    #[error("needs confirmation and there is no terminal to ask")]
+    NoTerminal,
+    /// The confirmation could not be read.
+    #[error("could not read the confirmation")]
+    ConfirmationUnreadable,
+    /// The user did not confirm.
+    #[error("not confirmed; nothing was written")]
+    NotConfirmed,
+}
+
+/// How a target changed after it was opened ([`Refusal::Changed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TargetChange {
+    /// The path no longer exists.
+    #[error("disappeared")]
+    Disappeared,
+    /// The path names another device or file.
+    #[error("names another device or file")]
+    Replaced,
+    /// The device or file no longer answers.
+    #[error("stopped answering")]
+    StoppedAnswering,
+    /// The device's size changed.
+    #[error("changed size")]
+    Resized,
 }
 
 /// The first few names, and how many more: one line stays readable.
@@ -151,7 +524,7 @@ impl Error {
     /// The exit code the command-line tool reports for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::VerifyFailed(_) => exit::VERIFY_FAILED,
+            Error::VerifyFailed { .. } => exit::VERIFY_FAILED,
             _ => exit::BAD_INPUT,
         }
     }

@@ -2,20 +2,19 @@
 
 use std::io::IsTerminal;
 
+use esxstick::error::Refusal;
 use esxstick::stick::device::Target;
 use esxstick::Error;
 
 /// Asks on the terminal before overwriting `target`; without a terminal
 /// there is no one to ask, so the answer is no.
 pub fn confirm(target: &Target) -> Result<(), Error> {
-    let refuse = |why: &str| Error::Target {
+    let refuse = |refusal| Error::Target {
         path: target.path().to_path_buf(),
-        why: why.to_string(),
+        refusal,
     };
     if !std::io::stdin().is_terminal() {
-        return Err(refuse(
-            "needs confirmation and there is no terminal to ask; pass --yes",
-        ));
+        return Err(refuse(Refusal::NoTerminal));
     }
     eprint!(
         "esxstick will ERASE {}\nType yes to continue: ",
@@ -24,10 +23,10 @@ pub fn confirm(target: &Target) -> Result<(), Error> {
     let mut answer = String::new();
     std::io::stdin()
         .read_line(&mut answer)
-        .map_err(|_| refuse("could not read the confirmation"))?;
+        .map_err(|_| refuse(Refusal::ConfirmationUnreadable))?;
     if answer.trim() == "yes" {
         Ok(())
     } else {
-        Err(refuse("not confirmed; nothing was written"))
+        Err(refuse(Refusal::NotConfirmed))
     }
 }

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use esxstick::error::exit;
+use esxstick::error::{exit, Refusal};
 use esxstick::esxi::{self, extract, inventory::Inventory};
 use esxstick::image::source::{Source, SECTOR};
 use esxstick::plan::choose::{self, SmallestTarget};
@@ -40,9 +40,24 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::from(exit::OK as u8),
         Err(e) => {
-            eprintln!("esxstick: {e}");
+            eprintln!("esxstick: {e}{}", hint(&e));
             ExitCode::from(e.exit_code() as u8)
         }
+    }
+}
+
+/// What the user can do about an error, in the command line's words
+/// (the library's message names only the reason).
+fn hint(e: &Error) -> &'static str {
+    match e {
+        Error::Target { refusal, .. } => match refusal {
+            Refusal::NotRemovable => "; if it really is the stick, pass --force",
+            Refusal::NoTerminal => "; pass --yes",
+            Refusal::Missing => "; pass --size to create an image file of that size",
+            _ => "",
+        },
+        Error::OutputNotEmpty { .. } => " or pass --force to write into it",
+        _ => "",
     }
 }
 
@@ -221,7 +236,7 @@ fn write(
     if size.is_none() && !target.exists() {
         return Err(Error::Target {
             path: target.to_path_buf(),
-            why: "does not exist; pass --size to create an image file of that size".into(),
+            refusal: Refusal::Missing,
         });
     }
     let bytes = target_bytes(size, target)?;
@@ -299,10 +314,9 @@ fn verdict(report: VerifyReport) -> Result<(), Error> {
     if failures.is_empty() {
         return Ok(());
     }
-    Err(Error::VerifyFailed(format!(
-        "{} of {} checks failed; first: {}",
-        failures.len(),
-        report.checks.len(),
-        failures.first().map(String::as_str).unwrap_or("")
-    )))
+    Err(Error::VerifyFailed {
+        failed: failures.len(),
+        checks: report.checks.len(),
+        first: failures.first().cloned().unwrap_or_default(),
+    })
 }

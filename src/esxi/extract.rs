@@ -6,14 +6,16 @@
 //! error the staging directory is removed, so a failed run never leaves
 //! output that looks complete.
 
+use std::convert::Infallible;
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+use crate::digest::Sha256Writer;
+use crate::error::{Error, FatProblem, Result};
 use crate::esxi::inventory::Inventory;
 use crate::image::source::{Source, SECTOR};
 use crate::ondisk::fat::Volume;
@@ -93,24 +95,27 @@ fn stage(source: &Source, inv: &Inventory, staging: &Path) -> Result<Vec<Extract
 
     let mut files = Vec::new();
     let boot_path = staging.join(BOOT_IMG);
-    let mut out = HashingFile::create(&boot_path)?;
-    copy_sectors(source, inv.boot.start, inv.boot.sectors, &mut out)?;
-    files.push(out.finish(BOOT_IMG)?);
+    let mut out = create(&boot_path)?;
+    copy_sectors(
+        source,
+        inv.boot.start,
+        inv.boot.sectors,
+        &mut out,
+        &boot_path,
+    )?;
+    files.push(finish(out, &boot_path, BOOT_IMG)?);
 
-    let bank = inv
-        .partition(inv.active_bank.partition)
-        .map(|p| p.partition.clone())
-        .ok_or_else(|| Error::NoBootbank("the active bank has no partition".to_string()))?;
-    let volume = Volume::open(source, &bank)?;
+    let bank = &inv.active_partition()?.partition;
+    let volume = Volume::open(source, bank)?;
     for file in volume.files()? {
         let rel = safe_relative_path(&file.path, bank.number)?;
         let path = staging.join(&rel);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(write_err(parent))?;
         }
-        let mut out = HashingFile::create(&path)?;
+        let mut out = create(&path)?;
         volume.copy_file(&file, &mut out)?;
-        files.push(out.finish(&file.path)?);
+        files.push(finish(out, &path, &file.path)?);
     }
 
     let sums: String = files
@@ -151,14 +156,15 @@ fn publish(staging: &Path, dir: &Path, files: &[ExtractedFile]) -> Result<()> {
 /// The host path for a file name from the image: plain components only,
 /// and none of the names `extract` writes itself.
 fn safe_relative_path(path: &str, bank: u32) -> Result<PathBuf> {
-    let unsafe_name = |why: &str| Error::Fat {
+    let refuse = |problem| Error::Fat {
         partition: bank,
-        message: format!("the bank holds a file named {path:?}, which {why}"),
+        problem,
     };
+    let name = || path.to_string();
     let mut rel = PathBuf::new();
     for part in path.split('/') {
         if part.is_empty() || part == "." || part == ".." || part.contains(['\\', '\0']) {
-            return Err(unsafe_name("is not a safe file name"));
+            return Err(refuse(FatProblem::UnsafeName { name: name() }));
         }
         rel.push(part);
     }
@@ -166,7 +172,7 @@ fn safe_relative_path(path: &str, bank: u32) -> Result<PathBuf> {
         .iter()
         .any(|n| path.eq_ignore_ascii_case(n))
     {
-        return Err(unsafe_name("extract writes itself"));
+        return Err(refuse(FatProblem::ReservedName { name: name() }));
     }
     Ok(rel)
 }
@@ -177,59 +183,41 @@ fn write_err(path: &Path) -> impl FnOnce(io::Error) -> Error {
     move |source| Error::Write { path, source }
 }
 
-/// Copies `sectors` sectors from `start` of the source into `out`.
-fn copy_sectors(source: &Source, start: u64, sectors: u64, out: &mut HashingFile) -> Result<()> {
-    let mut buf = vec![0; 1 << 20];
-    let (mut offset, end) = (start * SECTOR, (start + sectors) * SECTOR);
-    while offset < end {
-        let n = buf.len().min((end - offset) as usize);
-        let chunk = &mut buf[..n];
-        source.read_at(offset, chunk, "the boot partition")?;
-        out.write_all(chunk).map_err(write_err(&out.path))?;
-        offset += n as u64;
-    }
+/// Copies `sectors` sectors from `start` of the source into `out`, the
+/// file at `path`.
+fn copy_sectors(
+    source: &Source,
+    start: u64,
+    sectors: u64,
+    out: &mut impl Write,
+    path: &Path,
+) -> Result<()> {
+    let ControlFlow::Continue(()) = source.for_each_chunk(
+        start * SECTOR,
+        sectors * SECTOR,
+        "the boot partition",
+        |_, chunk| {
+            out.write_all(chunk).map_err(write_err(path))?;
+            Ok(ControlFlow::<Infallible>::Continue(()))
+        },
+    )?;
     Ok(())
 }
 
-/// A file being written, hashed on the way.
-struct HashingFile {
-    path: PathBuf,
-    file: File,
-    hash: Sha256,
-    bytes: u64,
+/// Creates the output file at `path`, to be hashed as it is written.
+fn create(path: &Path) -> Result<Sha256Writer<File>> {
+    let file = File::create(path).map_err(write_err(path))?;
+    Ok(Sha256Writer::new(file))
 }
 
-impl HashingFile {
-    fn create(path: &Path) -> Result<HashingFile> {
-        let file = File::create(path).map_err(write_err(path))?;
-        Ok(HashingFile {
-            path: path.to_path_buf(),
-            file,
-            hash: Sha256::new(),
-            bytes: 0,
-        })
-    }
-
-    /// Flushes to disk and names the result `name` in the report.
-    fn finish(self, name: &str) -> Result<ExtractedFile> {
-        self.file.sync_all().map_err(write_err(&self.path))?;
-        Ok(ExtractedFile {
-            path: name.to_string(),
-            bytes: self.bytes,
-            sha256: format!("{:x}", self.hash.finalize()),
-        })
-    }
-}
-
-impl Write for HashingFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.hash.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
+/// Flushes the file at `path` to disk and names it `name` in the report.
+fn finish(out: Sha256Writer<File>, path: &Path, name: &str) -> Result<ExtractedFile> {
+    let bytes = out.bytes();
+    let (file, sha256) = out.finish();
+    file.sync_all().map_err(write_err(path))?;
+    Ok(ExtractedFile {
+        path: name.to_string(),
+        bytes,
+        sha256,
+    })
 }

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{bank_statuses, Error, FatProblem, NoBankReason, NotEsxiReason, Result};
 use crate::esxi::bootcfg::{self, BootCfg};
 use crate::image::source::{Source, SourceKind, SECTOR};
 use crate::image::stream::Origin;
@@ -206,6 +206,13 @@ impl Inventory {
         self.partitions.iter().find(|p| p.partition.number == n)
     }
 
+    /// The active bank's partition.
+    pub fn active_partition(&self) -> Result<&PartitionInfo> {
+        let partition = self.active_bank.partition;
+        self.partition(partition)
+            .ok_or_else(|| no_bank(NoBankReason::PartitionMissing { partition }))
+    }
+
     /// Fails when the active boot.cfg names files the bank lacks: such a
     /// bank cannot boot, so nothing may be made from it.
     pub fn check_complete(&self) -> Result<()> {
@@ -239,7 +246,9 @@ pub fn read(source: &Source, bank: Option<u32>) -> Result<Inventory> {
         .collect();
     let active_bank = choose_bank(&banks, bank)?;
     let active = table.get(active_bank.partition).ok_or_else(|| {
-        Error::NoBootbank(format!("partition {} vanished", active_bank.partition))
+        no_bank(NoBankReason::PartitionMissing {
+            partition: active_bank.partition,
+        })
     })?;
     let volume = Volume::open(source, active)?;
     let mut modules = vec![];
@@ -326,41 +335,41 @@ fn boot_partition(
         Scheme::Mbr => 4,
         Scheme::Gpt => 1,
     };
+    let not_esxi = |reason| Error::NotEsxi { reason };
     let Some(info) = partitions.iter().find(|p| p.partition.number == number) else {
-        return Err(Error::NotEsxi(format!(
-            "there is no partition {number}, where ESXi keeps its boot partition"
-        )));
+        return Err(not_esxi(NotEsxiReason::NoBootPartition {
+            partition: number,
+        }));
     };
     if let Some(e) = &info.fs_error {
-        return Err(Error::NotEsxi(format!(
-            "the boot partition is unreadable: {e}"
-        )));
+        return Err(not_esxi(NotEsxiReason::BootUnreadable {
+            fs_error: e.clone(),
+        }));
     }
     let p = &info.partition;
     if p.sectors > MAX_BOOT_SECTORS {
-        return Err(Error::NotEsxi(format!(
-            "partition {number} holds {} sectors; an ESXi boot partition is a few MiB",
-            p.sectors
-        )));
+        return Err(not_esxi(NotEsxiReason::BootTooLarge {
+            partition: number,
+            sectors: p.sectors,
+        }));
     }
     // Whatever its type byte says, the boot partition must be a sound FAT
     // volume: opening it runs the consistency scan.
     Volume::open(source, p)
-        .map_err(|e| Error::NotEsxi(format!("the boot partition is unusable: {e}")))?;
-    let sector = source.read_sector(p.start, "the boot sector of the boot partition")?;
-    let boot_sector = BootSector::parse(&sector).map_err(|m| Error::Fat {
+        .map_err(|e| not_esxi(NotEsxiReason::BootUnusable { cause: Box::new(e) }))?;
+    let fat = |problem| Error::Fat {
         partition: number,
-        message: format!("the boot partition is not FAT: {m}"),
-    })?;
+        problem,
+    };
+    let sector = source.read_sector(p.start, "the boot sector of the boot partition")?;
+    let boot_sector =
+        BootSector::parse(&sector).map_err(|reason| fat(FatProblem::BootNotFat { reason }))?;
     let used_sectors = boot_sector.used_sectors(source, p.start, number)?;
     if used_sectors > p.sectors {
-        return Err(Error::Fat {
-            partition: number,
-            message: format!(
-                "files in the boot partition reach sector {used_sectors}, past its end ({} sectors)",
-                p.sectors
-            ),
-        });
+        return Err(fat(FatProblem::PastEnd {
+            reaches: used_sectors,
+            sectors: p.sectors,
+        }));
     }
     Ok(BootPartition {
         partition: number,
@@ -410,30 +419,36 @@ fn read_bank(source: &Source, p: &Partition) -> Bank {
 /// An error's message without the "partition N: " that the bank table
 /// already shows.
 fn unprefixed(e: &Error, number: u32) -> String {
-    let text = e.to_string();
-    text.strip_prefix(&format!("partition {number}: "))
-        .map(str::to_string)
-        .unwrap_or(text)
+    match e {
+        Error::Fat { partition, problem } if *partition == number => problem.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// An [`Error::NoBootbank`].
+fn no_bank(reason: NoBankReason) -> Error {
+    Error::NoBootbank { reason }
 }
 
 /// The active bank: the bootable one with the highest `updated=`, bank 5
 /// on a tie; or the one the user forced.
 fn choose_bank(banks: &[Bank], forced: Option<u32>) -> Result<ActiveBank> {
-    let summary = || {
+    let statuses = || -> Vec<(u32, String)> {
         banks
             .iter()
-            .map(|b| format!("bank {}: {}", b.partition, b.status))
-            .collect::<Vec<_>>()
-            .join("; ")
+            .map(|b| (b.partition, b.status.clone()))
+            .collect()
     };
+    let summary = || bank_statuses(&statuses());
     if let Some(n) = forced {
         let Some(bank) = banks.iter().find(|b| b.partition == n) else {
-            return Err(Error::NoBootbank(format!(
-                "--bank {n}: the image has no partition {n} (bootbanks are 5 and 6)"
-            )));
+            return Err(no_bank(NoBankReason::NoSuchBank { bank: n }));
         };
         if bank.boot_cfg.is_none() {
-            return Err(Error::NoBootbank(format!("--bank {n}: {}", bank.status)));
+            return Err(no_bank(NoBankReason::NoBootCfg {
+                bank: n,
+                status: bank.status.clone(),
+            }));
         }
         return Ok(ActiveBank {
             partition: n,
@@ -447,10 +462,10 @@ fn choose_bank(banks: &[Bank], forced: Option<u32>) -> Result<ActiveBank> {
         .copied()
         .max_by_key(|b| (updated(b), std::cmp::Reverse(b.partition)))
     else {
-        return Err(Error::NoBootbank(if banks.is_empty() {
-            "the image has no partition 5 or 6".to_string()
+        return Err(no_bank(if banks.is_empty() {
+            NoBankReason::NoBanks
         } else {
-            summary()
+            NoBankReason::NoneBootable { banks: statuses() }
         }));
     };
     let reason = match bootable.as_slice() {

@@ -8,7 +8,7 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IsoProblem, Result};
 use crate::image::compress::{self, Compression};
 use crate::image::stream::Counting;
 
@@ -54,15 +54,13 @@ struct Entry {
 /// Finds the dd image on the ISO in `file`; `consumed` counts the bytes
 /// read from the medium to stream it.
 pub fn find_image(file: &File, consumed: Arc<AtomicU64>) -> Result<Found> {
-    let bad =
-        |e: &dyn std::fmt::Display| Error::Iso(format!("unreadable ISO 9660 file system: {e}"));
-    let iso = iso9660::ISO9660::new(file.try_clone().map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
-    let Some(iso9660::DirectoryEntry::Directory(root)) = iso.open("/").map_err(|e| bad(&e))? else {
-        return Err(Error::Iso("the ISO has no root directory".into()));
+    let iso = iso9660::ISO9660::new(file.try_clone().map_err(unreadable)?).map_err(unreadable)?;
+    let Some(iso9660::DirectoryEntry::Directory(root)) = iso.open("/").map_err(unreadable)? else {
+        return Err(iso_error(IsoProblem::NoRoot));
     };
     let mut entries = Vec::new();
     for entry in root.contents().take(MAX_ENTRIES) {
-        let entry = entry.map_err(|e| bad(&e))?;
+        let entry = entry.map_err(unreadable)?;
         let header = entry.header();
         entries.push(Entry {
             name: entry.identifier().to_ascii_lowercase(),
@@ -85,7 +83,7 @@ pub fn find_image(file: &File, consumed: Arc<AtomicU64>) -> Result<Found> {
             extent(file, image)?,
             consumed,
         )));
-        let compression = compress::sniff(&mut reader).map_err(|e| bad(&e))?;
+        let compression = compress::sniff(&mut reader).map_err(unreadable)?;
         return Ok(Found {
             reader,
             compression,
@@ -100,16 +98,21 @@ pub fn find_image(file: &File, consumed: Arc<AtomicU64>) -> Result<Found> {
             return Ok(found);
         }
     }
-    Err(Error::Iso(format!(
-        "the ISO holds no ESXi dd image (looked for imagedd.bz2 and *.dd[.bz2] at its root and \
-         inside {}); ESXi 5 and later installers carry none: install those with the installer \
-         itself, or give esxstick an installed ESXi disk or stick",
-        if entries.iter().any(|e| is_archive_name(&e.name)) {
-            "its tar archives"
-        } else {
-            "tar archives there, of which it has none"
-        }
-    )))
+    Err(iso_error(IsoProblem::NoImage {
+        has_archives: entries.iter().any(|e| is_archive_name(&e.name)),
+    }))
+}
+
+/// An [`Error::Iso`].
+fn iso_error(problem: IsoProblem) -> Error {
+    Error::Iso { problem }
+}
+
+/// The ISO 9660 file system cannot be read.
+fn unreadable(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    iso_error(IsoProblem::Unreadable {
+        source: Box::new(e),
+    })
 }
 
 /// Looks through a tar archive (gzip-compressed or not) for a dd image
@@ -118,23 +121,22 @@ fn find_in_tar<R: BufRead + Send + 'static>(
     mut reader: R,
     archive: &Entry,
 ) -> Result<Option<Found>> {
-    let bad = |e: &dyn std::fmt::Display| {
-        Error::Iso(format!("{}: unreadable archive: {e}", archive.name))
+    let bad = |source| {
+        iso_error(IsoProblem::Archive {
+            archive: archive.name.clone(),
+            source,
+        })
     };
-    let outer = compress::sniff(&mut reader).map_err(|e| bad(&e))?;
+    let outer = compress::sniff(&mut reader).map_err(bad)?;
     let plain: Box<dyn Read + Send> = match outer {
-        Some(c) => c.decoder(reader).map_err(|e| bad(&e))?,
+        Some(c) => c.decoder(reader).map_err(bad)?,
         None => Box::new(reader),
     };
     let mut tar = tar::Archive::new(plain);
     let mut member = None;
-    for entry in tar.entries().map_err(|e| bad(&e))? {
-        let entry = entry.map_err(|e| bad(&e))?;
-        let path = entry
-            .path()
-            .map_err(|e| bad(&e))?
-            .to_string_lossy()
-            .into_owned();
+    for entry in tar.entries().map_err(bad)? {
+        let entry = entry.map_err(bad)?;
+        let path = entry.path().map_err(bad)?.to_string_lossy().into_owned();
         let name = path
             .rsplit('/')
             .next()
@@ -151,7 +153,7 @@ fn find_in_tar<R: BufRead + Send + 'static>(
     // The archive has read the member's header and nothing of its data.
     let mut reader: Box<dyn BufRead + Send> =
         Box::new(BufReader::new(tar.into_inner().take(bytes)));
-    let compression = compress::sniff(&mut reader).map_err(|e| bad(&e))?;
+    let compression = compress::sniff(&mut reader).map_err(bad)?;
     Ok(Some(Found {
         reader,
         compression: compression.or(outer),
@@ -163,7 +165,7 @@ fn find_in_tar<R: BufRead + Send + 'static>(
 
 /// A reader over one file's extent on the ISO.
 fn extent(file: &File, entry: &Entry) -> Result<io::Take<File>> {
-    let bad = |e: io::Error| Error::Iso(format!("{}: {e}", entry.name));
+    let bad = |source| file_error(entry, source);
     let mut f = file.try_clone().map_err(bad)?;
     f.seek(SeekFrom::Start(entry.start)).map_err(bad)?;
     Ok(f.take(entry.bytes))
@@ -175,12 +177,24 @@ fn read_md5(file: &File, entry: &Entry) -> Result<String> {
     extent(file, entry)?
         .take(MAX_MD5_FILE)
         .read_to_string(&mut text)
-        .map_err(|e| Error::Iso(format!("{}: {e}", entry.name)))?;
+        .map_err(|source| file_error(entry, source))?;
     text.split_whitespace()
         .next()
         .filter(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()))
         .map(str::to_ascii_lowercase)
-        .ok_or_else(|| Error::Iso(format!("{} holds no MD5 sum", entry.name)))
+        .ok_or_else(|| {
+            iso_error(IsoProblem::NoMd5 {
+                file: entry.name.clone(),
+            })
+        })
+}
+
+/// A file on the ISO cannot be read.
+fn file_error(entry: &Entry, source: io::Error) -> Error {
+    iso_error(IsoProblem::File {
+        file: entry.name.clone(),
+        source,
+    })
 }
 
 /// Whether a file name is one of a dd image: `imagedd`, `imagedd.bz2`,

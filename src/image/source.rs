@@ -2,9 +2,9 @@
 //! or a block device (random access), or a compressed image — given
 //! directly or found on an installer ISO — read as a [`Stream`].
 
-use std::cell::Cell;
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::ops::ControlFlow;
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -21,6 +21,10 @@ use crate::progress::Observer;
 
 /// Size of a logical sector; all LBAs in esxstick count these.
 pub const SECTOR: u64 = 512;
+
+/// Size of the buffer that bulk reads and copies go through
+/// ([`chunked`]).
+pub const CHUNK: usize = 1 << 20;
 
 /// The size a stream is taken to have until it has been read to its end:
 /// 2 TiB, the most an MBR can address. Reads past the real end fail with
@@ -219,7 +223,7 @@ impl Source {
         stream
             .finish()
             .map(Some)
-            .map_err(|e| Error::Stream(e.to_string()))
+            .map_err(|source| Error::Stream { source })
     }
 
     /// Whether the source holds no bytes at all.
@@ -256,6 +260,30 @@ impl Source {
         Ok(buf)
     }
 
+    /// Reads the `len` bytes at `offset` in chunks of up to [`CHUNK`]
+    /// bytes and hands each to `each`, with its offset from `offset`,
+    /// until `each` breaks; `what` names the data for the error message.
+    pub fn for_each_chunk<B>(
+        &self,
+        offset: u64,
+        len: u64,
+        what: &str,
+        each: impl FnMut(u64, &mut [u8]) -> Result<ControlFlow<B>>,
+    ) -> Result<ControlFlow<B>> {
+        let fill = |at: u64, buf: &mut [u8]| {
+            let n = buf
+                .len()
+                .min(usize::try_from(len.saturating_sub(at)).unwrap_or(usize::MAX));
+            let chunk = buf.get_mut(..n).unwrap_or_default();
+            self.read_at(offset + at, chunk, what)?;
+            Ok(n)
+        };
+        Ok(match chunked(fill, each)? {
+            ControlFlow::Break(b) => ControlFlow::Break(b),
+            ControlFlow::Continue(_) => ControlFlow::Continue(()),
+        })
+    }
+
     /// A read-only view of `sectors` sectors from `start`, for libraries
     /// that want a whole device (fatfs).
     pub fn slice(&self, start: u64, sectors: u64) -> io::Result<Slice<'_>> {
@@ -287,6 +315,28 @@ impl Source {
     }
 }
 
+/// The one loop that moves data in bulk: `fill(at, buf)` puts the bytes
+/// that follow the first `at` into a [`CHUNK`]-byte buffer and says how
+/// many (0 at the end); `each(at, bytes)` takes them, or breaks. Returns
+/// what `each` broke with, or how many bytes it took in all.
+pub fn chunked<B, E>(
+    mut fill: impl FnMut(u64, &mut [u8]) -> Result<usize, E>,
+    mut each: impl FnMut(u64, &mut [u8]) -> Result<ControlFlow<B>, E>,
+) -> Result<ControlFlow<B, u64>, E> {
+    let mut buf = vec![0; CHUNK];
+    let mut at = 0;
+    loop {
+        let n = fill(at, &mut buf)?;
+        let Some(bytes) = buf.get_mut(..n).filter(|b| !b.is_empty()) else {
+            return Ok(ControlFlow::Continue(at));
+        };
+        if let ControlFlow::Break(b) = each(at, bytes)? {
+            return Ok(ControlFlow::Break(b));
+        }
+        at += n as u64;
+    }
+}
+
 impl Drop for Source {
     fn drop(&mut self) {
         if let Some(stream) = &self.stream {
@@ -298,11 +348,10 @@ impl Drop for Source {
 /// A read-only window on a [`Source`].
 pub type Slice<'a> = StreamSlice<FileView<'a>>;
 
-/// A view of a file with its own cursor: reads and writes are positional
-/// (pread/pwrite), so views never disturb each other and seeking costs no
-/// system call. Read-only — every write fails, so a source is never
-/// modified — unless made with [`FileView::writable`], which counts the
-/// bytes it writes. Libraries that demand `Write` (fatfs, gpt) get one.
+/// A read-only view of a file with its own cursor: reads are positional
+/// (pread), so views never disturb each other and seeking costs no
+/// system call. Every write fails, so a source is never modified;
+/// libraries that demand `Write` (fatfs, gpt) get one all the same.
 #[derive(Debug, Clone)]
 pub struct FileView<'a> {
     file: &'a File,
@@ -310,29 +359,16 @@ pub struct FileView<'a> {
     stream: Option<&'a Stream>,
     pos: u64,
     len: u64,
-    written: Option<&'a Cell<u64>>,
 }
 
 impl<'a> FileView<'a> {
-    /// A view that refuses every write.
+    /// A view of the first `len` bytes of `file`, at its start.
     pub fn read_only(file: &'a File, len: u64) -> FileView<'a> {
         FileView {
             file,
             stream: None,
             pos: 0,
             len,
-            written: None,
-        }
-    }
-
-    /// A view that writes, adding the bytes it writes to `written`.
-    pub fn writable(file: &'a File, len: u64, written: &'a Cell<u64>) -> FileView<'a> {
-        FileView {
-            file,
-            stream: None,
-            pos: 0,
-            len,
-            written: Some(written),
         }
     }
 }
@@ -350,19 +386,12 @@ impl Read for FileView<'_> {
     }
 }
 
-impl Write for FileView<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let Some(written) = self.written else {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                "esxstick never writes to its source",
-            ));
-        };
-        let len = crate::stick::fault::write(buf.len())?;
-        let n = self.file.write_at(&buf[..len], self.pos)?;
-        written.set(written.get() + n as u64);
-        self.pos += n as u64;
-        Ok(n)
+impl io::Write for FileView<'_> {
+    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "esxstick never writes to its source",
+        ))
     }
 
     fn flush(&mut self) -> io::Result<()> {

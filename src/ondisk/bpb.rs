@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FatProblem, Result};
 use crate::image::source::{Source, SECTOR};
 
 /// The largest FAT esxstick scans for the used extent (a FAT16 FAT is at
@@ -283,7 +283,7 @@ impl BootSector {
         if fat_bytes > MAX_FAT_BYTES {
             return Err(Error::Fat {
                 partition,
-                message: format!("its FAT of {fat_bytes} bytes is too large for a boot partition"),
+                problem: FatProblem::FatTooLarge { bytes: fat_bytes },
             });
         }
         let mut fat = vec![0; fat_bytes as usize];

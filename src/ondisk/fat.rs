@@ -1,12 +1,14 @@
 //! FAT volumes read in place with fatfs, through a read-only slice of the
 //! source: no mounting, no external tools.
 
+use std::convert::Infallible;
 use std::io::{self, Read, Write};
+use std::ops::ControlFlow;
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
-use crate::image::source::{Slice, Source, SECTOR};
+use crate::error::{Error, FatProblem, Result};
+use crate::image::source::{chunked, Slice, Source, SECTOR};
 use crate::ondisk::bpb::{BootSector, FatType};
 use crate::ondisk::fsck;
 use crate::ondisk::table::Partition;
@@ -58,9 +60,9 @@ impl<'a> Volume<'a> {
     /// Opens the FAT file system in `partition` of `source`.
     pub fn open(source: &'a Source, partition: &Partition) -> Result<Volume<'a>> {
         let number = partition.number;
-        let bad = |message: String| Error::Fat {
+        let bad = |problem| Error::Fat {
             partition: number,
-            message,
+            problem,
         };
         // fatfs trusts cluster numbers and directory chains: a chain out of
         // range makes it panic, a looping directory makes it spin, a size
@@ -72,18 +74,20 @@ impl<'a> Volume<'a> {
         // the partition, and the scan refuses any cluster in use past it.)
         let boot = source.read_sector(partition.start, "a FAT boot sector")?;
         let boot_sector =
-            BootSector::parse(&boot).map_err(|m| bad(format!("not a FAT file system: {m}")))?;
+            BootSector::parse(&boot).map_err(|reason| bad(FatProblem::NotFat { reason }))?;
         let scan = fsck::scan(source, partition.start, partition.sectors)?;
         if let Some(problem) = scan.unsafe_problem() {
-            return Err(bad(format!("damaged FAT file system: {}", problem.text)));
+            return Err(bad(FatProblem::Damaged {
+                problem: problem.text.clone(),
+            }));
         }
         let meta = boot_sector.first_data_sector() * SECTOR;
         let slice = source
             .slice(partition.start, partition.sectors)
             .and_then(|slice| MetaCache::new(slice, meta, true))
-            .map_err(|e| bad(e.to_string()))?;
+            .map_err(|source| bad(FatProblem::Unreadable { source }))?;
         let fs = fatfs::FileSystem::new(slice, fatfs::FsOptions::new())
-            .map_err(|e| bad(format!("not a usable FAT file system: {e}")))?;
+            .map_err(|source| bad(FatProblem::Unusable { source }))?;
         Ok(Volume {
             fs,
             partition: number,
@@ -92,10 +96,10 @@ impl<'a> Volume<'a> {
         })
     }
 
-    fn err(&self, message: String) -> Error {
+    fn err(&self, problem: FatProblem) -> Error {
         Error::Fat {
             partition: self.partition,
-            message,
+            problem,
         }
     }
 
@@ -135,13 +139,15 @@ impl<'a> Volume<'a> {
         out: &mut Vec<FileEntry>,
     ) -> Result<()> {
         for entry in dir.iter() {
-            let entry =
-                entry.map_err(|e| self.err(format!("cannot read directory /{prefix}: {e}")))?;
+            let entry = entry.map_err(|source| {
+                self.err(FatProblem::Directory {
+                    dir: prefix.to_string(),
+                    source,
+                })
+            })?;
             *seen += 1;
             if *seen > MAX_ENTRIES {
-                return Err(self.err(format!(
-                    "more than {MAX_ENTRIES} directory entries: the directory tree is damaged or loops"
-                )));
+                return Err(self.err(FatProblem::TooManyEntries { limit: MAX_ENTRIES }));
             }
             let name = entry.file_name();
             if name == "." || name == ".." {
@@ -150,9 +156,10 @@ impl<'a> Volume<'a> {
             let path = format!("{prefix}{name}");
             if entry.is_dir() {
                 if depth >= MAX_DEPTH {
-                    return Err(self.err(format!(
-                        "directories nest deeper than {MAX_DEPTH} levels at /{path}"
-                    )));
+                    return Err(self.err(FatProblem::TooDeep {
+                        limit: MAX_DEPTH,
+                        path,
+                    }));
                 }
                 self.walk(&entry.to_dir(), &format!("{path}/"), depth + 1, seen, out)?;
             } else if !entry
@@ -171,8 +178,7 @@ impl<'a> Volume<'a> {
     /// Finds a file in the root directory by name, ignoring case as FAT does.
     pub fn find(&self, name: &str) -> Result<Option<FileEntry>> {
         for entry in self.fs.root_dir().iter().take(MAX_ENTRIES) {
-            let entry =
-                entry.map_err(|e| self.err(format!("cannot read the root directory: {e}")))?;
+            let entry = entry.map_err(|source| self.err(FatProblem::RootDirectory { source }))?;
             if entry.is_file() && entry.file_name().eq_ignore_ascii_case(name) {
                 return Ok(Some(FileEntry {
                     path: entry.file_name(),
@@ -187,23 +193,28 @@ impl<'a> Volume<'a> {
     /// [`Volume::find`]) into `out`, returning the bytes copied. Fails if
     /// the file ends before its directory entry says it should.
     pub fn copy_file(&self, file: &FileEntry, out: &mut dyn Write) -> Result<u64> {
-        let mut reader = self
-            .fs
-            .root_dir()
-            .open_file(&file.path)
-            .map_err(|e| self.err(format!("cannot open /{}: {e}", file.path)))?;
+        let mut reader = self.fs.root_dir().open_file(&file.path).map_err(|source| {
+            self.err(FatProblem::Open {
+                path: file.path.clone(),
+                source,
+            })
+        })?;
         let copied = copy(&mut reader, out).map_err(|e| match e {
-            CopyError::Read(e) => self.err(format!("cannot read /{}: {e}", file.path)),
+            CopyError::Read(source) => self.err(FatProblem::ReadFile {
+                path: file.path.clone(),
+                source,
+            }),
             CopyError::Write(e) => Error::Write {
                 path: file.path.clone().into(),
                 source: e,
             },
         })?;
         if copied != file.bytes {
-            return Err(self.err(format!(
-                "/{} should hold {} bytes but its clusters give {copied}",
-                file.path, file.bytes
-            )));
+            return Err(self.err(FatProblem::SizeMismatch {
+                path: file.path.clone(),
+                expected: file.bytes,
+                found: copied,
+            }));
         }
         Ok(copied)
     }
@@ -211,10 +222,11 @@ impl<'a> Volume<'a> {
     /// Reads a small file into memory, refusing anything over `limit` bytes.
     pub fn read_small(&self, file: &FileEntry, limit: u64) -> Result<Vec<u8>> {
         if file.bytes > limit {
-            return Err(self.err(format!(
-                "/{} is {} bytes, more than the {limit} expected",
-                file.path, file.bytes
-            )));
+            return Err(self.err(FatProblem::TooLarge {
+                path: file.path.clone(),
+                bytes: file.bytes,
+                limit,
+            }));
         }
         let mut buf = Vec::with_capacity(file.bytes as usize);
         self.copy_file(file, &mut buf)?;
@@ -231,22 +243,22 @@ enum CopyError {
 /// errors. The buffer is filled before each write (fatfs reads at most a
 /// cluster at a time), so the writer sees few, large writes.
 fn copy(reader: &mut dyn Read, out: &mut dyn Write) -> Result<u64, CopyError> {
-    let mut buf = vec![0; 1 << 20];
-    let mut total = 0;
-    loop {
+    let fill = |_, buf: &mut [u8]| {
         let mut filled = 0;
-        while filled < buf.len() {
-            match reader.read(&mut buf[filled..]) {
+        while let Some(rest) = buf.get_mut(filled..).filter(|r| !r.is_empty()) {
+            match reader.read(rest) {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(CopyError::Read(e)),
             }
         }
-        if filled == 0 {
-            return Ok(total);
-        }
-        out.write_all(&buf[..filled]).map_err(CopyError::Write)?;
-        total += filled as u64;
-    }
+        Ok(filled)
+    };
+    let write = |_, bytes: &mut [u8]| {
+        out.write_all(bytes).map_err(CopyError::Write)?;
+        Ok(ControlFlow::<Infallible>::Continue(()))
+    };
+    let ControlFlow::Continue(total) = chunked(fill, write)?;
+    Ok(total)
 }

@@ -7,7 +7,7 @@ pub mod layout;
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FatProblem, Result};
 use crate::esxi::inventory::Inventory;
 use crate::image::source::SECTOR;
 use crate::ondisk::bpb::{BootSector, FatType};
@@ -76,15 +76,10 @@ impl Payload {
     /// complete (every module present).
     pub fn from_inventory(inv: &Inventory) -> Result<Payload> {
         inv.check_complete()?;
-        let bank = inv.partition(inv.active_bank.partition).ok_or_else(|| {
-            Error::NoBootbank(format!(
-                "partition {} is missing",
-                inv.active_bank.partition
-            ))
-        })?;
+        let bank = inv.active_partition()?;
         let fs = bank.fs.as_ref().ok_or_else(|| Error::Fat {
             partition: bank.partition.number,
-            message: "the bank has no readable FAT file system".into(),
+            problem: FatProblem::NoFileSystem,
         })?;
         Ok(Payload {
             scheme: inv.source.scheme,

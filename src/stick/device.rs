@@ -3,14 +3,14 @@
 //! mounted, exclusive access, never the source — and described so that the
 //! user can confirm.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result, TargetChange};
 use crate::image::source::{Source, SourceKind};
 use crate::ioctl;
 use crate::size;
@@ -20,19 +20,15 @@ const LOOP_MAJOR: u32 = 7;
 
 /// The size in bytes of a block device or image file.
 pub fn size(path: &Path) -> Result<u64> {
-    let open_err = |source| Error::Open {
-        path: path.to_path_buf(),
-        source,
-    };
-    let kind = fs::metadata(path).map_err(open_err)?.file_type();
+    let kind = fs::metadata(path).map_err(open_error(path))?.file_type();
     if !kind.is_file() && !kind.is_block_device() {
-        return Err(open_err(io::Error::new(
+        return Err(open_error(path)(io::Error::new(
             io::ErrorKind::InvalidInput,
             "not a regular file or block device",
         )));
     }
-    let file = File::open(path).map_err(open_err)?;
-    file_size(&file).map_err(open_err)
+    let file = File::open(path).map_err(open_error(path))?;
+    file_size(&file).map_err(open_error(path))
 }
 
 fn file_size(file: &File) -> io::Result<u64> {
@@ -75,74 +71,101 @@ impl Target {
     /// whole disk, unmounted, not the source, at least `plan_bytes`, and
     /// removable unless `force` (loop devices count as removable).
     pub fn open(path: &Path, plan_bytes: u64, source: &Source, force: bool) -> Result<Target> {
-        let refuse = |why: String| Error::Target {
-            path: path.to_path_buf(),
-            why,
-        };
-        let open_err = |source| Error::Open {
-            path: path.to_path_buf(),
-            source,
-        };
         let meta = match fs::metadata(path) {
-            Ok(meta) => Some(meta),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(open_err(e)),
-        };
-        let Some(meta) = meta else {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(path)
-                .map_err(open_err)?;
-            file.set_len(plan_bytes).map_err(open_err)?;
-            let meta = file.metadata().map_err(open_err)?;
-            return Ok(Target {
-                path: path.to_path_buf(),
-                identity: (meta.dev(), meta.ino()),
-                description: format!(
-                    "{} (new image file, {})",
-                    path.display(),
-                    size::human(plan_bytes)
-                ),
-                file,
-                kind: TargetKind::NewImageFile,
-                bytes: plan_bytes,
-            });
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Target::create(path, plan_bytes)
+            }
+            Err(e) => return Err(open_error(path)(e)),
         };
         let ft = meta.file_type();
         if ft.is_file() {
-            if same_file(source, meta.dev(), meta.ino()) {
-                return Err(refuse("is the source image itself".into()));
-            }
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(path)
-                .map_err(open_err)?;
-            return Ok(Target {
-                path: path.to_path_buf(),
-                identity: (meta.dev(), meta.ino()),
-                description: format!(
-                    "{} (existing image file, {} bytes; its contents will be overwritten)",
-                    path.display(),
-                    size::group(meta.len())
-                ),
-                file,
-                kind: TargetKind::ImageFile,
-                bytes: meta.len().max(plan_bytes),
-            });
+            Target::open_file(path, &meta, plan_bytes, source)
+        } else if ft.is_block_device() {
+            Target::open_device(path, &meta, plan_bytes, source, force)
+        } else {
+            Err(refuse(path, Refusal::NotFileOrDevice))
         }
-        if !ft.is_block_device() {
-            return Err(refuse("is neither an image file nor a block device".into()));
+    }
+
+    /// A new sparse image file of `plan_bytes` at `path`.
+    fn create(path: &Path, plan_bytes: u64) -> Result<Target> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(open_error(path))?;
+        file.set_len(plan_bytes).map_err(open_error(path))?;
+        let description = format!(
+            "{} (new image file, {})",
+            path.display(),
+            size::human(plan_bytes)
+        );
+        Target::image_file(
+            path,
+            file,
+            TargetKind::NewImageFile,
+            plan_bytes,
+            description,
+        )
+    }
+
+    /// The existing image file at `path` (described by `meta`), unless
+    /// it is the source.
+    fn open_file(path: &Path, meta: &Metadata, plan_bytes: u64, source: &Source) -> Result<Target> {
+        if same_file(source, meta.dev(), meta.ino()) {
+            return Err(refuse(path, Refusal::IsSourceImage));
         }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(open_error(path))?;
+        let description = format!(
+            "{} (existing image file, {} bytes; its contents will be overwritten)",
+            path.display(),
+            size::group(meta.len())
+        );
+        let bytes = meta.len().max(plan_bytes);
+        Target::image_file(path, file, TargetKind::ImageFile, bytes, description)
+    }
+
+    /// An image file target, known by its device and inode numbers.
+    fn image_file(
+        path: &Path,
+        file: File,
+        kind: TargetKind,
+        bytes: u64,
+        description: String,
+    ) -> Result<Target> {
+        let meta = file.metadata().map_err(open_error(path))?;
+        Ok(Target {
+            path: path.to_path_buf(),
+            identity: (meta.dev(), meta.ino()),
+            description,
+            file,
+            kind,
+            bytes,
+        })
+    }
+
+    /// The block device at `path` (described by `meta`), opened
+    /// exclusively once it passed every check of [`device_refusal`].
+    fn open_device(
+        path: &Path,
+        meta: &Metadata,
+        plan_bytes: u64,
+        source: &Source,
+        force: bool,
+    ) -> Result<Target> {
         let rdev = meta.rdev();
         let sys = sysfs_dir(rdev);
         if source.kind() == SourceKind::BlockDevice && source_rdev(source) == Some(rdev) {
-            return Err(refuse("is the source device itself".into()));
+            return Err(refuse(path, Refusal::IsSourceDevice));
         }
-        if let Some(why) = device_refusal(&sys, rdev, source, force) {
-            return Err(refuse(why));
+        if let Some(refusal) = device_refusal(&sys, rdev, source, force) {
+            return Err(refuse(path, refusal));
         }
         let file = OpenOptions::new()
             .read(true)
@@ -150,18 +173,18 @@ impl Target {
             .custom_flags(nix::libc::O_EXCL)
             .open(path)
             .map_err(|e| match e.raw_os_error() {
-                Some(nix::libc::EBUSY) => {
-                    refuse("is in use (a partition is mounted or held)".into())
-                }
-                _ => open_err(e),
+                Some(nix::libc::EBUSY) => refuse(path, Refusal::InUse),
+                _ => open_error(path)(e),
             })?;
-        let bytes = ioctl::device_size(&file).map_err(open_err)?;
+        let bytes = ioctl::device_size(&file).map_err(open_error(path))?;
         if bytes < plan_bytes {
-            return Err(refuse(format!(
-                "has {} bytes, less than the {} the plan needs",
-                size::group(bytes),
-                size::group(plan_bytes)
-            )));
+            return Err(refuse(
+                path,
+                Refusal::TooSmall {
+                    has: bytes,
+                    needs: plan_bytes,
+                },
+            ));
         }
         Ok(Target {
             path: path.to_path_buf(),
@@ -208,28 +231,26 @@ impl Target {
     /// or file that was opened and that its size is unchanged; extends a
     /// short image file to the planned size.
     pub fn prepare(&mut self, plan_bytes: u64) -> Result<()> {
-        let changed = |why: &str| Error::Target {
-            path: self.path.clone(),
-            why: format!("{why} since it was opened; nothing was written"),
-        };
-        let now = fs::metadata(&self.path).map_err(|_| changed("disappeared"))?;
+        let changed = |change| refuse(&self.path, Refusal::Changed { change });
+        let now = fs::metadata(&self.path).map_err(|_| changed(TargetChange::Disappeared))?;
         let identity = if self.kind == TargetKind::BlockDevice {
             (now.rdev(), 0)
         } else {
             (now.dev(), now.ino())
         };
         if identity != self.identity {
-            return Err(changed("names another device or file"));
+            return Err(changed(TargetChange::Replaced));
         }
         if self.kind == TargetKind::BlockDevice {
-            let bytes = ioctl::device_size(&self.file).map_err(|_| changed("stopped answering"))?;
+            let bytes = ioctl::device_size(&self.file)
+                .map_err(|_| changed(TargetChange::StoppedAnswering))?;
             if bytes != self.bytes {
-                return Err(changed("changed size"));
+                return Err(changed(TargetChange::Resized));
             }
         } else {
             let len = (&self.file)
                 .seek(SeekFrom::End(0))
-                .map_err(|_| changed("stopped answering"))?;
+                .map_err(|_| changed(TargetChange::StoppedAnswering))?;
             if len < plan_bytes {
                 self.file
                     .set_len(plan_bytes)
@@ -243,26 +264,44 @@ impl Target {
     }
 }
 
+/// An [`Error::Target`] for `path`.
+fn refuse(path: &Path, refusal: Refusal) -> Error {
+    Error::Target {
+        path: path.to_path_buf(),
+        refusal,
+    }
+}
+
+/// Makes an I/O error on `path` an [`Error::Open`].
+fn open_error(path: &Path) -> impl Fn(io::Error) -> Error + '_ {
+    move |source| Error::Open {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// Why the block device described by sysfs directory `sys` must not be
 /// written, if it must not: a partition, a loop device over the source, a
 /// mounted disk, or (without `force`) a fixed disk. Loop devices count as
 /// removable: they are files in disguise.
-fn device_refusal(sys: &Path, rdev: u64, source: &Source, force: bool) -> Option<String> {
+fn device_refusal(sys: &Path, rdev: u64, source: &Source, force: bool) -> Option<Refusal> {
     if sys.join("partition").exists() {
-        return Some("is a partition; give the whole disk (e.g. /dev/sdb, not /dev/sdb1)".into());
+        return Some(Refusal::Partition);
     }
     if let Some(backing) = read_sys(&sys.join("loop/backing_file")) {
         if fs::metadata(&backing).is_ok_and(|b| same_file(source, b.dev(), b.ino())) {
-            return Some(format!("is a loop device over the source image {backing}"));
+            return Some(Refusal::LoopOverSource {
+                backing: backing.into(),
+            });
         }
     }
-    if let Some(mount) = mounted(rdev, sys) {
-        return Some(format!("is mounted ({mount}); unmount it first"));
+    if let Some((device, at)) = mounted(rdev, sys) {
+        return Some(Refusal::Mounted { device, at });
     }
     let is_loop = nix::sys::stat::major(rdev) == u64::from(LOOP_MAJOR);
     let removable = read_sys(&sys.join("removable")).as_deref() == Some("1");
     if !removable && !is_loop && !force {
-        return Some("is not a removable disk; if it really is the stick, pass --force".into());
+        return Some(Refusal::NotRemovable);
     }
     None
 }
@@ -288,9 +327,10 @@ fn read_sys(path: &Path) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-/// Where the device or one of its partitions is mounted, if anywhere
-/// (from /proc/self/mountinfo, whose third field is MAJOR:MINOR).
-fn mounted(rdev: u64, sys: &Path) -> Option<String> {
+/// Which of the device and its partitions is mounted where (MAJOR:MINOR
+/// and mount point), if any is (from /proc/self/mountinfo, whose third
+/// field is MAJOR:MINOR).
+fn mounted(rdev: u64, sys: &Path) -> Option<(String, String)> {
     let mut devs = vec![sys_dev_id(rdev)];
     if let Ok(entries) = fs::read_dir(sys) {
         for entry in entries.flatten() {
@@ -306,7 +346,7 @@ fn mounted(rdev: u64, sys: &Path) -> Option<String> {
         let fields: Vec<&str> = line.split(' ').collect();
         match (fields.get(2), fields.get(4)) {
             (Some(dev), Some(at)) if devs.iter().any(|d| d == dev) => {
-                Some(format!("{dev} on {at}"))
+                Some((dev.to_string(), at.to_string()))
             }
             _ => None,
         }
@@ -351,17 +391,18 @@ fn describe_device(path: &Path, sys: &Path, bytes: u64) -> String {
 mod tests {
     use super::*;
 
-    /// A fake /sys/dev/block/M:m directory holding `files`.
-    fn fake_sysfs(name: &str, files: &[(&str, &str)]) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("esxstick-sysfs-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+    /// A fake /sys/dev/block/M:m directory holding `files`, removed when
+    /// dropped.
+    fn fake_sysfs(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::Builder::new()
+            .prefix("esxstick-sysfs-")
+            .tempdir()
+            .unwrap();
         for (file, text) in files {
-            let path = dir.join(file);
+            let path = dir.path().join(file);
             fs::create_dir_all(path.parent().unwrap()).unwrap();
             fs::write(path, text).unwrap();
         }
-        fs::create_dir_all(&dir).unwrap();
         dir
     }
 
@@ -380,29 +421,41 @@ mod tests {
 
     #[test]
     fn partitions_are_refused_even_with_force() {
-        let sys = fake_sysfs("part", &[("partition", "1"), ("removable", "1")]);
-        let why = device_refusal(&sys, DISK, &any_source(), true).unwrap();
+        let sys = fake_sysfs(&[("partition", "1"), ("removable", "1")]);
+        let why = device_refusal(sys.path(), DISK, &any_source(), true)
+            .unwrap()
+            .to_string();
         assert!(why.contains("is a partition"), "{why}");
     }
 
     #[test]
     fn fixed_disks_need_force_removable_and_loop_do_not() {
-        let fixed = fake_sysfs("fixed", &[("removable", "0")]);
-        let why = device_refusal(&fixed, DISK, &any_source(), false).unwrap();
+        let fixed = fake_sysfs(&[("removable", "0")]);
+        let why = device_refusal(fixed.path(), DISK, &any_source(), false)
+            .unwrap()
+            .to_string();
         assert!(why.contains("not a removable disk"), "{why}");
-        assert_eq!(device_refusal(&fixed, DISK, &any_source(), true), None);
-        let stick = fake_sysfs("stick", &[("removable", "1")]);
-        assert_eq!(device_refusal(&stick, DISK, &any_source(), false), None);
-        let lo = fake_sysfs("loop", &[("removable", "0")]);
-        assert_eq!(device_refusal(&lo, LOOP, &any_source(), false), None);
+        assert_eq!(
+            device_refusal(fixed.path(), DISK, &any_source(), true),
+            None
+        );
+        let stick = fake_sysfs(&[("removable", "1")]);
+        assert_eq!(
+            device_refusal(stick.path(), DISK, &any_source(), false),
+            None
+        );
+        let lo = fake_sysfs(&[("removable", "0")]);
+        assert_eq!(device_refusal(lo.path(), LOOP, &any_source(), false), None);
     }
 
     #[test]
     fn a_loop_device_over_the_source_is_refused() {
         let source = any_source();
         let backing = source.path().display().to_string();
-        let sys = fake_sysfs("backing", &[("loop/backing_file", &backing)]);
-        let why = device_refusal(&sys, LOOP, &source, true).unwrap();
+        let sys = fake_sysfs(&[("loop/backing_file", &backing)]);
+        let why = device_refusal(sys.path(), LOOP, &source, true)
+            .unwrap()
+            .to_string();
         assert!(why.contains("over the source"), "{why}");
     }
 }

@@ -8,25 +8,24 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::ops::ControlFlow;
 
 use flate2::write::MultiGzDecoder;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
+use crate::digest::Sha256Writer;
 use crate::error::Result;
 use crate::esxi::inventory::{self, Inventory};
-use crate::image::source::{Source, SECTOR};
+use crate::image::source::{Source, CHUNK, SECTOR};
 use crate::ondisk::bpb::BootSector;
 use crate::ondisk::fat::{FileEntry, Volume};
 use crate::ondisk::fsck;
-use crate::ondisk::table::{self, Scheme};
-use crate::plan::{BankPlan, Plan};
+use crate::ondisk::table::{self, Partition, Scheme};
+use crate::plan::{BankPlan, PayloadFile, Plan};
 use crate::stick::write::as_partition;
 
 /// Version of the JSON report `verify --json` prints.
 pub const SCHEMA: &str = "esxstick.verify/1";
-/// Compare buffer size.
-const CHUNK: usize = 1 << 20;
 
 /// One thing checked.
 #[derive(Debug, Clone, Serialize)]
@@ -236,35 +235,34 @@ fn check_boot(
     report: &mut VerifyReport,
 ) -> Result<()> {
     let b = &plan.boot;
-    let total = b.copy_sectors * SECTOR;
     let bs = &inv.boot.boot_sector;
     let (from, to) = (b.source_start * SECTOR, b.target_start * SECTOR);
-    let mut want = vec![0; CHUNK];
     let mut got = vec![0; CHUNK];
-    let mut offset = 0;
-    while offset < total {
-        let n = CHUNK.min((total - offset) as usize);
-        source.read_at(from + offset, &mut want[..n], "the boot partition")?;
-        if offset == 0 {
-            b.patch(&mut want[..n], bs);
+    let total = b.copy_sectors * SECTOR;
+    let compared = source.for_each_chunk(from, total, "the boot partition", |at, want| {
+        if at == 0 {
+            b.patch(want, bs);
         }
-        if let Err(e) = stick.read_at(to + offset, &mut got[..n], "the stick's boot partition") {
-            report.add("boot partition", false, e.to_string());
-            return Ok(());
+        let got = got.get_mut(..want.len()).unwrap_or_default();
+        if let Err(e) = stick.read_at(to + at, got, "the stick's boot partition") {
+            return Ok(ControlFlow::Break(e.to_string()));
         }
-        if let Some(i) = (0..n).find(|&i| want[i] != got[i]) {
-            let at = offset + i as u64;
-            report.add(
-                "boot partition",
-                false,
-                format!(
-                    "differs from the source at byte {at} (sector {} of the partition)",
-                    at / SECTOR
-                ),
-            );
-            return Ok(());
-        }
-        offset += n as u64;
+        Ok(
+            match want.iter().zip(got.iter()).position(|(w, g)| w != g) {
+                Some(i) => {
+                    let at = at + i as u64;
+                    ControlFlow::Break(format!(
+                        "differs from the source at byte {at} (sector {} of the partition)",
+                        at / SECTOR
+                    ))
+                }
+                None => ControlFlow::Continue(()),
+            },
+        )
+    })?;
+    if let ControlFlow::Break(difference) = compared {
+        report.add("boot partition", false, difference);
+        return Ok(());
     }
     report.add(
         "boot partition",
@@ -297,23 +295,7 @@ fn check_bank(
         return Ok(());
     };
     let part = as_partition(planned);
-    let bpb = stick
-        .read_sector(part.start, "the bank's boot sector")
-        .ok()
-        .and_then(|s| BootSector::parse(&s).ok());
-    match bpb {
-        Some(bs) if bs == bank.fat => report.add(format!("{name} boot sector"), true, "as planned"),
-        Some(bs) => report.add(
-            format!("{name} boot sector"),
-            false,
-            format!("{bs:?}, planned {:?}", bank.fat),
-        ),
-        None => report.add(
-            format!("{name} boot sector"),
-            false,
-            "not a FAT boot sector",
-        ),
-    }
+    check_bank_boot_sector(stick, part.start, bank, &name, report);
     fsck_item(
         stick,
         part.start,
@@ -328,22 +310,7 @@ fn check_bank(
             return Ok(());
         }
     };
-    match volume.info() {
-        Ok(info) if info.label == bank.label && info.volume_id == bank.volume_id => report.add(
-            format!("{name} label"),
-            true,
-            format!("{} {}", info.label, info.volume_id),
-        ),
-        Ok(info) => report.add(
-            format!("{name} label"),
-            false,
-            format!(
-                "{} {}, planned {} {}",
-                info.label, info.volume_id, bank.label, bank.volume_id
-            ),
-        ),
-        Err(e) => report.add(format!("{name} label"), false, e.to_string()),
-    }
+    check_label(&volume, bank, &name, report);
     let on_stick = match volume.files() {
         Ok(files) => files,
         Err(e) => {
@@ -351,15 +318,81 @@ fn check_bank(
             return Ok(());
         }
     };
-    let mut expected: Vec<String> = bank.files.iter().map(|f| f.name.clone()).collect();
+    let bank_files = BankFiles {
+        name: &name,
+        volume: &volume,
+        on_stick: &on_stick,
+    };
     if let Some(text) = &bank.generated_boot_cfg {
-        expected.push("boot.cfg".into());
-        let item = format!("{name}: boot.cfg");
-        match on_stick
+        bank_files.check_generated_boot_cfg(text, report);
+    }
+    for f in &bank.files {
+        bank_files.check_file(f, || source_hash(f, known, source_volume), report)?;
+    }
+    bank_files.check_no_others(bank, report);
+    Ok(())
+}
+
+/// Checks that the bank's boot sector, at `start`, is the planned one.
+fn check_bank_boot_sector(
+    stick: &Source,
+    start: u64,
+    bank: &BankPlan,
+    name: &str,
+    report: &mut VerifyReport,
+) {
+    let item = format!("{name} boot sector");
+    let bpb = stick
+        .read_sector(start, "the bank's boot sector")
+        .ok()
+        .and_then(|s| BootSector::parse(&s).ok());
+    match bpb {
+        Some(bs) if bs == bank.fat => report.add(item, true, "as planned"),
+        Some(bs) => report.add(item, false, format!("{bs:?}, planned {:?}", bank.fat)),
+        None => report.add(item, false, "not a FAT boot sector"),
+    }
+}
+
+/// Checks the bank's volume label and ID.
+fn check_label(volume: &Volume, bank: &BankPlan, name: &str, report: &mut VerifyReport) {
+    let item = format!("{name} label");
+    match volume.info() {
+        Ok(info) if info.label == bank.label && info.volume_id == bank.volume_id => {
+            report.add(item, true, format!("{} {}", info.label, info.volume_id))
+        }
+        Ok(info) => report.add(
+            item,
+            false,
+            format!(
+                "{} {}, planned {} {}",
+                info.label, info.volume_id, bank.label, bank.volume_id
+            ),
+        ),
+        Err(e) => report.add(item, false, e.to_string()),
+    }
+}
+
+/// A bank's volume on the stick and the files found in it.
+struct BankFiles<'a, 'v> {
+    /// "bank N", as the report's items begin.
+    name: &'a str,
+    volume: &'a Volume<'v>,
+    on_stick: &'a [FileEntry],
+}
+
+impl BankFiles<'_, '_> {
+    /// The file named `name` on the stick, ignoring case as FAT does.
+    fn find(&self, name: &str) -> Option<&FileEntry> {
+        self.on_stick
             .iter()
-            .find(|f| f.path.eq_ignore_ascii_case("boot.cfg"))
-        {
-            Some(f) => match volume.read_small(f, crate::esxi::bootcfg::MAX_BYTES) {
+            .find(|f| f.path.eq_ignore_ascii_case(name))
+    }
+
+    /// Checks that the bank's boot.cfg is the generated `text`.
+    fn check_generated_boot_cfg(&self, text: &str, report: &mut VerifyReport) {
+        let item = format!("{}: boot.cfg", self.name);
+        match self.find("boot.cfg") {
+            Some(f) => match self.volume.read_small(f, crate::esxi::bootcfg::MAX_BYTES) {
                 Ok(bytes) if bytes == text.as_bytes() => report.add(item, true, "as generated"),
                 Ok(_) => report.add(item, false, "differs from the generated boot.cfg"),
                 Err(e) => report.add(item, false, e.to_string()),
@@ -367,32 +400,29 @@ fn check_bank(
             None => report.add(item, false, "missing"),
         }
     }
-    for f in &bank.files {
-        let item = format!("{name}: {}", f.name);
-        let Some(got) = on_stick
-            .iter()
-            .find(|s| s.path.eq_ignore_ascii_case(&f.name))
-        else {
+
+    /// Checks that the planned file `f` is on the stick with the SHA-256
+    /// it has in the source, which `want` gives (`None`: not found there)
+    /// once the stick's copy is hashed.
+    fn check_file(
+        &self,
+        f: &PayloadFile,
+        want: impl FnOnce() -> Result<Option<String>>,
+        report: &mut VerifyReport,
+    ) -> Result<()> {
+        let item = format!("{}: {}", self.name, f.name);
+        let Some(got) = self.find(&f.name) else {
             report.add(item, false, "missing on the stick");
-            continue;
+            return Ok(());
         };
-        let stick_hash = match hash_file(&volume, got) {
+        let stick_hash = match hash_file(self.volume, got) {
             Ok(h) => h,
             Err(e) => {
                 report.add(item, false, e.to_string());
-                continue;
+                return Ok(());
             }
         };
-        let entry = FileEntry {
-            path: f.name.clone(),
-            bytes: f.bytes,
-        };
-        let want = match (known.get(&f.name), source_volume) {
-            (Some(hash), _) => Some(hash.clone()),
-            (None, Some(v)) => Some(hash_file(v, &entry)?),
-            (None, None) => None,
-        };
-        match want {
+        match want()? {
             Some(want) if want == stick_hash => report.add(item, true, format!("sha256 {want}")),
             Some(want) => report.add(
                 item,
@@ -401,37 +431,48 @@ fn check_bank(
             ),
             None => report.add(item, false, "not found in the source bank"),
         }
+        Ok(())
     }
-    for extra in on_stick
-        .iter()
-        .filter(|s| !expected.iter().any(|e| e.eq_ignore_ascii_case(&s.path)))
-    {
-        report.add(
-            format!("{name}: {}", extra.path),
-            false,
-            "on the stick but not in the plan",
-        );
+
+    /// Fails every file on the stick that the plan does not put there.
+    fn check_no_others(&self, bank: &BankPlan, report: &mut VerifyReport) {
+        let planned = |path: &str| {
+            bank.files.iter().any(|f| f.name.eq_ignore_ascii_case(path))
+                || (bank.generated_boot_cfg.is_some() && path.eq_ignore_ascii_case("boot.cfg"))
+        };
+        for extra in self.on_stick.iter().filter(|s| !planned(&s.path)) {
+            report.add(
+                format!("{}: {}", self.name, extra.path),
+                false,
+                "on the stick but not in the plan",
+            );
+        }
     }
-    Ok(())
+}
+
+/// The SHA-256 of the planned file `f` in the source: as `write`
+/// computed it (`known`), or read from the source's bank (`None` when
+/// there is none).
+fn source_hash(
+    f: &PayloadFile,
+    known: &BTreeMap<String, String>,
+    source_volume: Option<&Volume>,
+) -> Result<Option<String>> {
+    let entry = || FileEntry {
+        path: f.name.clone(),
+        bytes: f.bytes,
+    };
+    Ok(match (known.get(&f.name), source_volume) {
+        (Some(hash), _) => Some(hash.clone()),
+        (None, Some(v)) => Some(hash_file(v, &entry())?),
+        (None, None) => None,
+    })
 }
 
 fn hash_file(volume: &Volume, entry: &FileEntry) -> Result<String> {
-    let mut hasher = HashWriter(Sha256::new());
+    let mut hasher = Sha256Writer::new(io::sink());
     volume.copy_file(entry, &mut hasher)?;
-    Ok(format!("{:x}", hasher.0.finalize()))
-}
-
-struct HashWriter(Sha256);
-
-impl Write for HashWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
+    Ok(hasher.finish().1)
 }
 
 fn fsck_item(
@@ -472,27 +513,8 @@ pub fn self_check(stick: &Source) -> Result<VerifyReport> {
         true,
         "FAT boot sector with signature 55 AA",
     );
-    let boot = inv
-        .partition(inv.boot.partition)
-        .map(|p| p.partition.clone());
-    if let Some(boot) = &boot {
-        let ldlinux = Volume::open(stick, boot).and_then(|v| v.find("ldlinux.sys"));
-        match ldlinux {
-            Ok(Some(_)) => report.add("boot partition: ldlinux.sys", true, "present"),
-            Ok(None) => report.add(
-                "boot partition: ldlinux.sys",
-                false,
-                "missing: SYSLINUX cannot boot",
-            ),
-            Err(e) => report.add("boot partition: ldlinux.sys", false, e.to_string()),
-        }
-        fsck_item(
-            stick,
-            boot.start,
-            boot.sectors,
-            "boot partition FAT",
-            &mut report,
-        )?;
+    if let Some(boot) = inv.partition(inv.boot.partition) {
+        check_syslinux(stick, &boot.partition, &mut report)?;
     }
     for bank in inv.banks.iter().filter(|b| b.boot_cfg.is_some()) {
         if let Some(p) = inv.partition(bank.partition) {
@@ -515,15 +537,40 @@ pub fn self_check(stick: &Source) -> Result<VerifyReport> {
         ),
         Err(e) => report.add(format!("bank {active}: boot.cfg"), false, e.to_string()),
     }
-    let Some(part) = inv.partition(active).map(|p| p.partition.clone()) else {
-        return Ok(report);
-    };
-    let volume = match Volume::open(stick, &part) {
+    if let Some(part) = inv.partition(active) {
+        check_modules(stick, &inv, &part.partition, &mut report);
+    }
+    Ok(report)
+}
+
+/// Checks that the boot partition holds ldlinux.sys and a consistent FAT.
+fn check_syslinux(stick: &Source, boot: &Partition, report: &mut VerifyReport) -> Result<()> {
+    let ldlinux = Volume::open(stick, boot).and_then(|v| v.find("ldlinux.sys"));
+    match ldlinux {
+        Ok(Some(_)) => report.add("boot partition: ldlinux.sys", true, "present"),
+        Ok(None) => report.add(
+            "boot partition: ldlinux.sys",
+            false,
+            "missing: SYSLINUX cannot boot",
+        ),
+        Err(e) => report.add("boot partition: ldlinux.sys", false, e.to_string()),
+    }
+    fsck_item(
+        stick,
+        boot.start,
+        boot.sectors,
+        "boot partition FAT",
+        report,
+    )
+}
+
+/// Checks every module of the active bank, in `part`, that is there: a
+/// gzip module must be complete, with a correct CRC-32 and length.
+fn check_modules(stick: &Source, inv: &Inventory, part: &Partition, report: &mut VerifyReport) {
+    let active = inv.active_bank.partition;
+    let volume = match Volume::open(stick, part) {
         Ok(v) => v,
-        Err(e) => {
-            report.add(format!("bank {active}"), false, e.to_string());
-            return Ok(report);
-        }
+        Err(e) => return report.add(format!("bank {active}"), false, e.to_string()),
     };
     for m in inv
         .modules
@@ -540,7 +587,6 @@ pub fn self_check(stick: &Source) -> Result<VerifyReport> {
             Err(e) => report.add(item, false, e.to_string()),
         }
     }
-    Ok(report)
 }
 
 /// Checks a module as it is streamed in: decompresses gzip data to

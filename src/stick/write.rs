@@ -15,16 +15,18 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use fscommon::StreamSlice;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+use crate::digest::Sha256Writer;
+use crate::error::{Error, FatProblem, Result};
 use crate::esxi::inventory::Inventory;
 use crate::image::source::{FileView, Source, SECTOR};
 use crate::image::stream::StreamReport;
@@ -32,7 +34,7 @@ use crate::ioctl;
 use crate::ondisk::bpb::BootSector;
 use crate::ondisk::fat::{FileEntry, Volume};
 use crate::ondisk::table::{Partition, PartitionType, Scheme};
-use crate::plan::{BankPlan, Plan, PlannedPartition};
+use crate::plan::{BankPlan, PayloadFile, Plan, PlannedPartition};
 use crate::progress::{Observer, Phase, PhaseTime, Timer};
 use crate::stick::cache::MetaCache;
 use crate::stick::device::{Target, TargetKind};
@@ -42,8 +44,6 @@ use crate::stick::fault;
 pub const SCHEMA: &str = "esxstick.write/1";
 /// Sectors cleared at each end of the disk: a GPT header and its entries.
 const GPT_AREA: u64 = 33;
-/// Copy buffer size.
-const CHUNK: usize = 1 << 20;
 
 /// What `write` did.
 #[derive(Debug, Clone, Serialize)]
@@ -198,16 +198,13 @@ fn copy_boot(
     b.patch(&mut head, bs);
     disk.write_at(&head, to).map_err(|e| disk.err(e))?;
     done(head_len);
-    let mut buf = vec![0; CHUNK];
-    let mut offset = head_len;
-    while offset < total {
-        let n = CHUNK.min((total - offset) as usize);
-        source.read_at(from + offset, &mut buf[..n], "the boot partition")?;
-        disk.write_at(&buf[..n], to + offset)
-            .map_err(|e| disk.err(e))?;
-        offset += n as u64;
-        done(n as u64);
-    }
+    let (from, to) = (from + head_len, to + head_len);
+    let ControlFlow::Continue(()) =
+        source.for_each_chunk(from, total - head_len, "the boot partition", |at, chunk| {
+            disk.write_at(chunk, to + at).map_err(|e| disk.err(e))?;
+            done(chunk.len() as u64);
+            Ok(ControlFlow::<Infallible>::Continue(()))
+        })?;
     Ok(())
 }
 
@@ -220,7 +217,7 @@ fn write_bank(
     bank: &BankPlan,
     disk: &Disk,
     done: &dyn Fn(u64),
-    mut sha256: Option<&mut BTreeMap<String, String>>,
+    sha256: Option<&mut BTreeMap<String, String>>,
 ) -> Result<()> {
     let part = planned(plan, bank.entry)?;
     let (start, end) = (part.start * SECTOR, (part.start + part.sectors) * SECTOR);
@@ -229,6 +226,20 @@ fn write_bank(
     let view = StreamSlice::new(disk.view(), start, end).map_err(|e| disk.err(e))?;
     let meta = bank.fat.first_data_sector() * SECTOR;
     let mut cache = MetaCache::new(view, meta, false).map_err(|e| disk.err(e))?;
+    format_bank(&mut cache, bank, disk)?;
+    // FileSystem::new reads the boot sector where the device stands.
+    cache.seek(SeekFrom::Start(0)).map_err(|e| disk.err(e))?;
+    let fs =
+        fatfs::FileSystem::new(&mut cache, fatfs::FsOptions::new()).map_err(|e| disk.err(e))?;
+    fill_bank(&fs.root_dir(), source, inv, bank, disk, done, sha256)?;
+    fs.unmount().map_err(|e| disk.err(e))?;
+    cache.write_back().map_err(|e| disk.err(e))
+}
+
+/// Formats the bank's volume with fatfs as planned (label, volume ID,
+/// geometry), then sets the hidden sectors fatfs leaves at 0 and checks
+/// that the boot sector is the planned one.
+fn format_bank<T: Read + Write + Seek>(volume: &mut T, bank: &BankPlan, disk: &Disk) -> Result<()> {
     let mut label = [b' '; 11];
     for (dst, src) in label.iter_mut().zip(bank.label.bytes()) {
         *dst = src;
@@ -244,79 +255,102 @@ fn write_bank(
         .sectors_per_track(bank.fat.sectors_per_track)
         .volume_label(label)
         .volume_id(volume_id);
-    fatfs::format_volume(&mut cache, options).map_err(|e| disk.err(e))?;
+    fatfs::format_volume(&mut *volume, options).map_err(|e| disk.err(e))?;
     // fatfs leaves hidden sectors at 0; it must say where the volume is.
     let mut boot = [0u8; SECTOR as usize];
-    cache
+    volume
         .seek(SeekFrom::Start(0))
-        .and_then(|_| cache.read_exact(&mut boot))
+        .and_then(|_| volume.read_exact(&mut boot))
         .map_err(|e| disk.err(e))?;
     boot[0x1c..0x20].copy_from_slice(&bank.fat.hidden_sectors.to_le_bytes());
-    cache
+    volume
         .seek(SeekFrom::Start(0))
-        .and_then(|_| cache.write_all(&boot))
+        .and_then(|_| volume.write_all(&boot))
         .map_err(|e| disk.err(e))?;
     match BootSector::parse(&boot) {
-        Ok(bs) if bs == bank.fat => {}
-        other => {
-            return Err(Error::Fat {
-                partition: bank.entry,
-                message: format!("fatfs formatted {other:?}, not the planned {:?}", bank.fat),
-            })
-        }
+        Ok(bs) if bs == bank.fat => Ok(()),
+        formatted => Err(Error::Fat {
+            partition: bank.entry,
+            problem: FatProblem::NotAsPlanned {
+                formatted: Box::new(formatted),
+                planned: Box::new(bank.fat.clone()),
+            },
+        }),
     }
+}
 
-    // FileSystem::new reads the boot sector where the device stands.
-    cache.seek(SeekFrom::Start(0)).map_err(|e| disk.err(e))?;
-    let fs =
-        fatfs::FileSystem::new(&mut cache, fatfs::FsOptions::new()).map_err(|e| disk.err(e))?;
-    let root = fs.root_dir();
+/// Writes the bank's files below `root`: the generated boot.cfg, if the
+/// plan has one, and every file of the source's active bank.
+fn fill_bank<T: fatfs::ReadWriteSeek>(
+    root: &fatfs::Dir<'_, T>,
+    source: &Source,
+    inv: &Inventory,
+    bank: &BankPlan,
+    disk: &Disk,
+    done: &dyn Fn(u64),
+    mut sha256: Option<&mut BTreeMap<String, String>>,
+) -> Result<()> {
     if let Some(text) = &bank.generated_boot_cfg {
         let mut file = root.create_file("boot.cfg").map_err(|e| disk.err(e))?;
         file.write_all(text.as_bytes()).map_err(|e| disk.err(e))?;
     }
-    if !bank.files.is_empty() {
-        let from = inv.partition(inv.active_bank.partition).ok_or_else(|| {
-            Error::NoBootbank("the active bank vanished from the inventory".into())
-        })?;
-        let volume = Volume::open(source, &from.partition)?;
-        for f in &bank.files {
-            let (dir, name) = match f.name.rsplit_once('/') {
-                Some((dir, name)) => (Some(dir), name),
-                None => (None, f.name.as_str()),
-            };
-            let parent = match dir {
-                Some(dir) => create_dirs(&root, dir).map_err(|e| disk.err(e))?,
-                None => root.clone(),
-            };
-            let mut out = parent.create_file(name).map_err(|e| disk.err(e))?;
-            out.truncate().map_err(|e| disk.err(e))?;
-            let mut counted = Counted {
-                inner: &mut out,
-                done,
-                hash: sha256.is_some().then(Sha256::new),
-                disk,
-                since_kick: 0,
-            };
-            let entry = FileEntry {
-                path: f.name.clone(),
-                bytes: f.bytes,
-            };
-            volume
-                .copy_file(&entry, &mut counted)
-                .map_err(|e| match e {
-                    Error::Write { source, .. } => disk.err(source),
-                    other => other,
-                })?;
-            if let (Some(map), Some(hash)) = (sha256.as_deref_mut(), counted.hash) {
-                map.insert(f.name.clone(), format!("{:x}", hash.finalize()));
-            }
-            out.flush().map_err(|e| disk.err(e))?;
+    if bank.files.is_empty() {
+        return Ok(());
+    }
+    let volume = Volume::open(source, &inv.active_partition()?.partition)?;
+    for f in &bank.files {
+        copy_file(root, &volume, f, disk, done, sha256.as_deref_mut())?;
+    }
+    Ok(())
+}
+
+/// Copies the planned file `f` from the source's `volume` to the same
+/// path below `root`, adding its SHA-256 to `sha256` when given.
+fn copy_file<T: fatfs::ReadWriteSeek>(
+    root: &fatfs::Dir<'_, T>,
+    volume: &Volume,
+    f: &PayloadFile,
+    disk: &Disk,
+    done: &dyn Fn(u64),
+    sha256: Option<&mut BTreeMap<String, String>>,
+) -> Result<()> {
+    let (dir, name) = match f.name.rsplit_once('/') {
+        Some((dir, name)) => (Some(dir), name),
+        None => (None, f.name.as_str()),
+    };
+    let parent = match dir {
+        Some(dir) => create_dirs(root, dir).map_err(|e| disk.err(e))?,
+        None => root.clone(),
+    };
+    let mut out = parent.create_file(name).map_err(|e| disk.err(e))?;
+    out.truncate().map_err(|e| disk.err(e))?;
+    let mut counted = Counted {
+        inner: &mut out,
+        done,
+        disk,
+        since_kick: 0,
+    };
+    let entry = FileEntry {
+        path: f.name.clone(),
+        bytes: f.bytes,
+    };
+    let copy = |into: &mut dyn Write| {
+        volume.copy_file(&entry, into).map_err(|e| match e {
+            Error::Write { source, .. } => disk.err(source),
+            other => other,
+        })
+    };
+    match sha256 {
+        Some(map) => {
+            let mut hashing = Sha256Writer::new(&mut counted);
+            copy(&mut hashing)?;
+            map.insert(f.name.clone(), hashing.finish().1);
+        }
+        None => {
+            copy(&mut counted)?;
         }
     }
-    drop(root);
-    fs.unmount().map_err(|e| disk.err(e))?;
-    cache.write_back().map_err(|e| disk.err(e))
+    out.flush().map_err(|e| disk.err(e))
 }
 
 /// Opens (creating as needed) the directory `path` below `root`.
@@ -539,6 +573,7 @@ pub fn as_partition(p: &PlannedPartition) -> Partition {
 }
 
 /// The target: positional writes counted, and views for fatfs.
+#[derive(Clone, Copy)]
 struct Disk<'a> {
     file: &'a File,
     path: &'a Path,
@@ -547,25 +582,34 @@ struct Disk<'a> {
 }
 
 impl<'a> Disk<'a> {
-    /// A writable view of the whole target for fatfs.
-    fn view(&self) -> FileView<'a> {
-        FileView::writable(self.file, self.len, self.written)
+    /// A view of the whole target for fatfs, which reads and writes.
+    fn view(&self) -> DiskView<'a> {
+        DiskView {
+            disk: *self,
+            view: FileView::read_only(self.file, self.len),
+        }
     }
 
+    /// Writes all of `buf` at `offset`.
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         let mut done = 0;
-        while done < buf.len() {
-            let len = fault::write(buf.len() - done)?;
-            let n = self
-                .file
-                .write_at(&buf[done..done + len], offset + done as u64)?;
+        while let Some(rest) = buf.get(done..).filter(|rest| !rest.is_empty()) {
+            let n = self.write_once(rest, offset + done as u64)?;
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
             done += n;
-            self.written.set(self.written.get() + n as u64);
         }
         Ok(())
+    }
+
+    /// One write of `buf` (or of what the fault-injection seam leaves of
+    /// it) at `offset`, counted: how many bytes were written.
+    fn write_once(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        let len = fault::write(buf.len())?;
+        let n = self.file.write_at(buf.get(..len).unwrap_or(buf), offset)?;
+        self.written.set(self.written.get() + n as u64);
+        Ok(n)
     }
 
     /// fsync, through the fault-injection seam.
@@ -591,6 +635,38 @@ impl<'a> Disk<'a> {
             0,
             nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
         );
+    }
+}
+
+/// A view of the target with its own cursor, for fatfs: it reads as a
+/// source's [`FileView`] does and writes through [`Disk::write_once`].
+struct DiskView<'a> {
+    disk: Disk<'a>,
+    view: FileView<'a>,
+}
+
+impl Read for DiskView<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.view.read(buf)
+    }
+}
+
+impl Write for DiskView<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let at = self.view.stream_position()?;
+        let n = self.disk.write_once(buf, at)?;
+        self.view.seek(SeekFrom::Start(at + n as u64))?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for DiskView<'_> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.view.seek(pos)
     }
 }
 
@@ -672,12 +748,11 @@ impl Seek for Recorder {
 /// that flushing overlaps copying instead of following it.
 const KICK_BYTES: u64 = 1 << 20;
 
-/// On the way to `inner`: counts bytes into a progress callback, hashes
-/// them, and every [`KICK_BYTES`] starts writeback of the target.
+/// On the way to `inner`: counts bytes into a progress callback, and
+/// every [`KICK_BYTES`] starts writeback of the target.
 struct Counted<'a, 'd, W: Write> {
     inner: &'a mut W,
     done: &'a dyn Fn(u64),
-    hash: Option<Sha256>,
     disk: &'a Disk<'d>,
     since_kick: u64,
 }
@@ -685,9 +760,6 @@ struct Counted<'a, 'd, W: Write> {
 impl<W: Write> Write for Counted<'_, '_, W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        if let Some(hash) = &mut self.hash {
-            hash.update(&buf[..n]);
-        }
         (self.done)(n as u64);
         self.since_kick += n as u64;
         if self.since_kick >= KICK_BYTES {
