@@ -230,3 +230,147 @@ pub fn digest(path: &Path) -> String {
     std::io::copy(&mut file, &mut hasher).expect("read for digest");
     format!("{:x}", hasher.finalize())
 }
+
+/// The 16 bytes that open the second sector of a VMware-formatted FAT
+/// volume (a bootbank or the store), before its 16-byte UUID.
+pub const VMWARE_FAT_MAGIC: &[u8; 16] = b"VMWARE FAT16    ";
+
+/// The second sector (byte offset 512) of the partition starting at
+/// sector `lba`, read with dd.
+pub fn second_sector(image: &Path, lba: u64) -> Vec<u8> {
+    let out = oracle(
+        "dd",
+        &[
+            &format!("if={}", image.display()),
+            "bs=512",
+            &format!("skip={}", lba + 1),
+            "count=1",
+            "status=none",
+        ],
+    );
+    assert_eq!(out.stdout.len(), 512, "dd read a whole sector");
+    out.stdout
+}
+
+/// The VMware FAT UUID of the partition starting at `lba`, as 32
+/// lower-case hex digits (the form ESXi's loader prints and passes as
+/// `bootUUID=`), read with dd; `None` when its second sector lacks the
+/// magic.
+pub fn vmware_uuid(image: &Path, lba: u64) -> Option<String> {
+    let sector = second_sector(image, lba);
+    (sector[..16] == VMWARE_FAT_MAGIC[..])
+        .then(|| sector[16..32].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Start sector of partition `number` of `image`, as sfdisk reads it.
+pub fn sfdisk_start(image: &Path, number: u64) -> u64 {
+    let name = image.to_str().expect("utf-8 path");
+    let sf: serde_json::Value =
+        serde_json::from_slice(&oracle("sfdisk", &["--json", name]).stdout).expect("sfdisk --json");
+    let node = format!("{name}{number}");
+    sf["partitiontable"]["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .find(|p| p["node"] == node.as_str())
+        .and_then(|p| p["start"].as_u64())
+        .unwrap_or_else(|| panic!("sfdisk: {node} missing"))
+}
+
+/// The VMware FAT UUID of partition `number` of `image` (sfdisk for the
+/// table, dd for the sector).
+pub fn partition_uuid(image: &Path, number: u64) -> Option<String> {
+    vmware_uuid(image, sfdisk_start(image, number))
+}
+
+/// One boot of `image` by VMware's own ESXi boot loader (safeboot and
+/// mboot of vmware/esx-boot under QEMU + OVMF): the report of
+/// ../shared/oracles/esx-boot/oracle.sh, one fact a line.
+pub struct EsxBoot {
+    /// The oracle's stdout lines.
+    pub lines: Vec<String>,
+    /// Its exit code: 0 kernel reached (with the hinted bank), 1 not.
+    pub code: i32,
+}
+
+impl EsxBoot {
+    /// Boots a copy of `image` (never `image` itself) with
+    /// ESXBOOT_SWAP_KERNEL=1: the oracle's test kernel replaces each
+    /// bank's kernel= file on the copy, so control reaching it proves the
+    /// loader chose a bank, loaded every module and handed over
+    /// `bootUUID=`. `hint` is the bank the caller expects. Fails the test
+    /// loudly when the oracle cannot run (missing tools or firmware).
+    pub fn run(image: &Path, hint: Option<u64>) -> EsxBoot {
+        let script = root().join("../shared/oracles/esx-boot/oracle.sh");
+        assert!(
+            script.exists(),
+            "{} is missing: the repository needs shared/ beside it",
+            script.display()
+        );
+        let mut cmd = Command::new(&script);
+        cmd.arg(image)
+            .env("ESXBOOT_SWAP_KERNEL", "1")
+            .env("ESXBOOT_LOGS", root().join("target/esx-boot-logs"));
+        if let Some(n) = hint {
+            cmd.arg(n.to_string());
+        }
+        let out = cmd.output().expect("run the esx-boot oracle");
+        let boot = EsxBoot {
+            lines: stdout(&out).lines().map(str::to_string).collect(),
+            code: out.status.code().unwrap_or(-1),
+        };
+        assert!(
+            boot.code != 2 && boot.result() != "oracle-error",
+            "the esx-boot oracle could not run (run scripts/install-deps):\n{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        boot
+    }
+
+    /// The rest of the first line that starts with `key` and a space.
+    pub fn value(&self, key: &str) -> Option<&str> {
+        let prefix = format!("{key} ");
+        self.lines.iter().find_map(|l| l.strip_prefix(&prefix))
+    }
+
+    /// `chosen N`: the bank the loader picked, or "none".
+    pub fn chosen(&self) -> Option<&str> {
+        self.value("chosen")
+    }
+
+    /// `result ...`: kernel-reached, no-bank, fatal, ...
+    pub fn result(&self) -> &str {
+        self.value("result").unwrap_or("(no result line)")
+    }
+
+    /// The UUID the kernel received as `bootUUID=`.
+    pub fn boot_uuid(&self) -> Option<&str> {
+        self.lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("kernel bootUUID="))
+            .find_map(|l| l.split_whitespace().next())
+    }
+
+    /// Whether the loader took partition `n` as a bank it may boot: it
+    /// listed the bank, and neither skipped it, found it invalid, nor
+    /// saw or set its boot state to INVALID.
+    pub fn eligible(&self, n: u64) -> bool {
+        let listed = self
+            .lines
+            .iter()
+            .any(|l| l.starts_with(&format!("bank {n} ")));
+        let excluded = self.lines.iter().any(|l| {
+            l.starts_with(&format!("skip {n} "))
+                || l.starts_with(&format!("invalid {n} "))
+                || (l.starts_with(&format!("bank {n} ")) && l.contains(" state=INVALID "))
+                || (l.starts_with(&format!("state-write {n} ")) && l.ends_with("->INVALID"))
+        });
+        listed && !excluded
+    }
+
+    /// The whole report, for assertion messages.
+    pub fn report(&self) -> String {
+        self.lines.join("\n")
+    }
+}
