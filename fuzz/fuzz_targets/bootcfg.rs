@@ -12,6 +12,6 @@ fuzz_target!(|data: &[u8]| {
             // Names must be safe to look up in a bank: no traversal.
             assert!(!name.split('/').any(|c| c == ".."), "traversal in {name:?}");
         }
-        let _ = cfg.bootable();
+        let _ = esxstick::esxi::banks::eligibility(None, Some(&cfg), false);
     }
 });

@@ -209,6 +209,12 @@ fn banks(out: &mut String, inv: &Inventory) {
             })
             .unwrap_or_default();
         line!(out, "  {}  {:<45} {}", bank.partition, bank.status, build);
+        let uuid = bank
+            .uuid
+            .map_or("none (no VMware FAT UUID sector)".to_string(), |u| {
+                u.to_string()
+            });
+        line!(out, "     UUID {uuid}");
     }
     line!(
         out,
@@ -216,6 +222,9 @@ fn banks(out: &mut String, inv: &Inventory) {
         inv.active_bank.partition,
         inv.active_bank.reason
     );
+    for warning in &inv.warnings {
+        line!(out, "warning: {warning}");
+    }
     if let Some(cfg) = inv.boot_cfg() {
         line!(
             out,

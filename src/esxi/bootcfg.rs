@@ -23,6 +23,8 @@ pub struct BootCfg {
     /// Boot state (`bootstate=`): 0 good, 1 freshly upgraded, 2 upgrade
     /// attempted and failed, 3 empty.
     pub bootstate: Option<u32>,
+    /// `quickboot=`: set on a bank meant for one QuickBoot only.
+    pub quickboot: Option<u32>,
     /// Every other key, kept as written.
     pub other: BTreeMap<String, String>,
 }
@@ -69,6 +71,7 @@ impl BootCfg {
             build: None,
             updated: None,
             bootstate: None,
+            quickboot: None,
             other: BTreeMap::new(),
         };
         for (i, raw) in text.lines().enumerate() {
@@ -85,6 +88,7 @@ impl BootCfg {
                 key: key.to_string(),
             };
             match key {
+                "kernel" if value.is_empty() => cfg.kernel.clear(),
                 "kernel" => cfg.kernel = file_name(value)?,
                 "kernelopt" => cfg.kernelopt = value.to_string(),
                 "modules" => {
@@ -98,26 +102,38 @@ impl BootCfg {
                 "build" => cfg.build = Some(value.to_string()),
                 "updated" => cfg.updated = Some(value.parse().map_err(|_| number(key))?),
                 "bootstate" => cfg.bootstate = Some(value.parse().map_err(|_| number(key))?),
+                "quickboot" => cfg.quickboot = Some(value.parse().map_err(|_| number(key))?),
                 _ => {
                     cfg.other.insert(key.to_string(), value.to_string());
                 }
             }
         }
-        if cfg.kernel.is_empty() {
+        // Only an empty bank (bootstate=3) may name no kernel.
+        if cfg.kernel.is_empty() && !cfg.is_empty_bank() {
             return Err(ParseError::NoKernel);
         }
         Ok(cfg)
     }
 
-    /// The kernel followed by the modules: every file the bank must hold.
-    pub fn files(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.kernel.as_str()).chain(self.modules.iter().map(String::as_str))
+    /// The boot.cfg of an empty bank, as esxstick writes it into an
+    /// alternate bank: bootstate=3 (safeboot skips the bank), nothing to
+    /// load, and the bootstate line first, inside the sector safeboot
+    /// rewrites in place.
+    pub fn empty_bank() -> String {
+        "bootstate=3\nupdated=0\nbuild=\nkernel=\nkernelopt=\nmodules=\n".to_string()
     }
 
-    /// Whether the boot loader may boot this bank: bootstate 0 (good) or 1
-    /// (upgraded, first boot pending); absent counts as 0.
-    pub fn bootable(&self) -> bool {
-        matches!(self.bootstate.unwrap_or(0), 0 | 1)
+    /// Whether this is an empty bank's boot.cfg: bootstate=3 and no kernel.
+    pub fn is_empty_bank(&self) -> bool {
+        self.bootstate == Some(3) && self.kernel.is_empty()
+    }
+
+    /// The kernel followed by the modules: every file the bank must hold
+    /// (none for an empty bank).
+    pub fn files(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.kernel.as_str())
+            .filter(|k| !k.is_empty())
+            .chain(self.modules.iter().map(String::as_str))
     }
 }
 
@@ -152,7 +168,7 @@ mod tests {
         assert_eq!(cfg.kernel, "vmkboot.gz");
         assert_eq!(cfg.modules, ["vmk.gz", "sys.vgz", "state.tgz"]);
         assert_eq!(cfg.updated, Some(2));
-        assert!(cfg.bootable());
+        assert_eq!(cfg.bootstate, Some(0));
         assert_eq!(
             cfg.files().collect::<Vec<_>>(),
             ["vmkboot.gz", "vmk.gz", "sys.vgz", "state.tgz"]
@@ -194,10 +210,20 @@ mod tests {
     }
 
     #[test]
-    fn bootstate_decides_bootable() {
-        for (state, ok) in [(0, true), (1, true), (2, false), (3, false)] {
-            let cfg = BootCfg::parse(format!("kernel=k\nbootstate={state}\n").as_bytes()).unwrap();
-            assert_eq!(cfg.bootable(), ok, "bootstate={state}");
-        }
+    fn an_empty_bank_names_nothing_and_only_it_may() {
+        let cfg = BootCfg::parse(BootCfg::empty_bank().as_bytes()).unwrap();
+        assert!(cfg.is_empty_bank());
+        assert_eq!(cfg.files().count(), 0);
+        assert!(BootCfg::empty_bank().starts_with("bootstate=3\n"));
+        assert_eq!(
+            BootCfg::parse(b"kernel=\nbootstate=0\n"),
+            Err(ParseError::NoKernel)
+        );
+        let quick = BootCfg::parse(b"kernel=k\nquickboot=1\n").unwrap();
+        assert_eq!(quick.quickboot, Some(1));
+        assert!(matches!(
+            BootCfg::parse(b"kernel=k\nquickboot=x\n"),
+            Err(ParseError::BadNumber { .. })
+        ));
     }
 }

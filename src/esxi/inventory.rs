@@ -5,12 +5,14 @@
 use serde::Serialize;
 
 use crate::error::{bank_statuses, Error, FatProblem, NoBankReason, NotEsxiReason, Result};
+use crate::esxi::banks::{self, Exclusion};
 use crate::esxi::bootcfg::{self, BootCfg};
 use crate::image::source::{Source, SourceKind, SECTOR};
 use crate::image::stream::Origin;
 use crate::ondisk::bpb::BootSector;
 use crate::ondisk::fat::{FileEntry, FsInfo, Volume};
 use crate::ondisk::table::{self, Partition, PartitionTable, Scheme};
+use crate::ondisk::vmfat::{self, FatUuid};
 
 /// Largest boot partition accepted (1 GiB; ESXi's is 4 MiB).
 const MAX_BOOT_SECTORS: u64 = 1 << 21;
@@ -122,11 +124,16 @@ pub struct BootPartition {
 pub struct Bank {
     /// Partition number (5 or 6).
     pub partition: u32,
+    /// Its VMware FAT UUID (32 hex digits), `null` without the sector.
+    pub uuid: Option<FatUuid>,
     /// Its boot.cfg, when it has a readable one.
     pub boot_cfg: Option<BootCfg>,
-    /// Whether the boot loader would consider this bank.
+    /// Whether ESXi's boot loader may boot it (see [`banks`]).
     pub bootable: bool,
-    /// Why it is (not) bootable, in a few words.
+    /// The rule that keeps the loader from booting it; `null` when
+    /// bootable.
+    pub excluded: Option<Exclusion>,
+    /// Its state, in a few words.
     pub status: String,
 }
 
@@ -174,6 +181,8 @@ pub struct Inventory {
     /// Every file of the active bank (modules, boot.cfg, and anything
     /// else it holds), with paths relative to the bank root.
     pub files: Vec<FileEntry>,
+    /// What the user should know about the image, one line each.
+    pub warnings: Vec<String>,
     /// The 440 bytes of MBR boot code.
     #[serde(skip)]
     pub boot_code: Vec<u8>,
@@ -239,11 +248,7 @@ pub fn read(source: &Source, bank: Option<u32>) -> Result<Inventory> {
     let table = table::read(source)?;
     let partitions = describe_partitions(source, &table);
     let boot = boot_partition(source, &table, &partitions)?;
-    let banks: Vec<Bank> = [5, 6]
-        .into_iter()
-        .filter_map(|n| table.get(n))
-        .map(|p| read_bank(source, p))
-        .collect();
+    let (banks, warnings) = read_banks(source, &table);
     let active_bank = choose_bank(&banks, bank)?;
     let active = table.get(active_bank.partition).ok_or_else(|| {
         no_bank(NoBankReason::PartitionMissing {
@@ -293,8 +298,46 @@ pub fn read(source: &Source, bank: Option<u32>) -> Result<Inventory> {
         modules,
         payload_bytes,
         files,
+        warnings,
         boot_code: table.boot_code,
     })
+}
+
+/// Banks 5 and 6, judged by safeboot's rules. When no bank carries the
+/// UUID sector (a hand-made stick), the rules apply without it, and a
+/// warning says that ESXi would not find the bank.
+fn read_banks(source: &Source, table: &PartitionTable) -> (Vec<Bank>, Vec<String>) {
+    let mut banks: Vec<Bank> = [5, 6]
+        .into_iter()
+        .filter_map(|n| table.get(n))
+        .map(|p| read_bank(source, p))
+        .collect();
+    let need_uuid = banks.iter().any(|b| b.uuid.is_some());
+    for bank in &mut banks {
+        bank.excluded = banks::eligibility(bank.uuid, bank.boot_cfg.as_ref(), need_uuid).err();
+        bank.bootable = bank.excluded.is_none();
+        match &bank.excluded {
+            None | Some(Exclusion::Bootstate(_)) => {}
+            Some(rule) => bank.status = format!("not bootable: {rule}"),
+        }
+    }
+    let mut warnings = Vec::new();
+    if !need_uuid && !banks.is_empty() {
+        warnings.push(
+            "no bank carries VMware's FAT UUID sector: ESXi would not find this bank \
+             (a hand-made stick?); the new stick's banks get fresh UUIDs"
+                .to_string(),
+        );
+    }
+    (banks, warnings)
+}
+
+/// The VMware FAT UUID in a partition's second sector, if it has one.
+fn read_uuid(source: &Source, p: &Partition) -> Option<FatUuid> {
+    let sector = source
+        .read_sector(p.start + vmfat::SECTOR_INDEX, "a bank's UUID sector")
+        .ok()?;
+    FatUuid::parse(&sector)
 }
 
 fn describe_partitions(source: &Source, table: &PartitionTable) -> Vec<PartitionInfo> {
@@ -385,33 +428,34 @@ fn read_bank(source: &Source, p: &Partition) -> Bank {
         Some(f) => v.read_small(&f, bootcfg::MAX_BYTES).map(Ok),
         None => Ok(Err(v.files()?.len())),
     });
-    let (boot_cfg, bootable, status) = match cfg {
-        Err(e) => (None, false, unprefixed(&e, p.number)),
-        Ok(Err(0)) => (None, false, "no boot.cfg (empty bank)".to_string()),
+    let (boot_cfg, status) = match cfg {
+        Err(e) => (None, unprefixed(&e, p.number)),
+        Ok(Err(0)) => (None, "no boot.cfg (empty bank)".to_string()),
         Ok(Err(n)) => (
             None,
-            false,
             format!("no boot.cfg, though the bank holds {n} files"),
         ),
         Ok(Ok(bytes)) => match BootCfg::parse(&bytes) {
-            Err(e) => (None, false, e.to_string()),
+            Err(e) => (None, e.to_string()),
             Ok(cfg) => {
-                let state = cfg.bootstate.unwrap_or(0);
-                let status = match state {
+                let status = match cfg.bootstate.unwrap_or(0) {
                     0 => "valid (bootstate=0)".to_string(),
                     1 => "upgraded, first boot pending (bootstate=1)".to_string(),
                     2 => "upgrade failed to boot (bootstate=2)".to_string(),
                     3 => "marked empty (bootstate=3)".to_string(),
                     n => format!("unknown bootstate={n}"),
                 };
-                (Some(cfg.clone()), cfg.bootable(), status)
+                (Some(cfg), status)
             }
         },
     };
+    // Judged in read_banks, once it is known whether any bank has a UUID.
     Bank {
         partition: p.number,
+        uuid: read_uuid(source, p),
         boot_cfg,
-        bootable,
+        bootable: false,
+        excluded: None,
         status,
     }
 }
@@ -457,11 +501,8 @@ fn choose_bank(banks: &[Bank], forced: Option<u32>) -> Result<ActiveBank> {
     }
     let bootable: Vec<&Bank> = banks.iter().filter(|b| b.bootable).collect();
     let updated = |b: &Bank| b.boot_cfg.as_ref().and_then(|c| c.updated).unwrap_or(0);
-    let Some(best) = bootable
-        .iter()
-        .copied()
-        .max_by_key(|b| (updated(b), std::cmp::Reverse(b.partition)))
-    else {
+    let chosen = banks::choose(banks.iter().map(|b| (b.partition, updated(b), b.bootable)));
+    let Some(best) = chosen.and_then(|n| banks.iter().find(|b| b.partition == n)) else {
         return Err(no_bank(if banks.is_empty() {
             NoBankReason::NoBanks
         } else {

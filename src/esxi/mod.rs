@@ -4,6 +4,7 @@
 //!
 //! ESXi's own rules (which bank boots, what a bank needs) live here.
 
+pub mod banks;
 pub mod bootcfg;
 pub mod extract;
 pub mod inventory;

@@ -9,3 +9,4 @@ pub mod bpb;
 pub mod fat;
 pub mod fsck;
 pub mod table;
+pub mod vmfat;
