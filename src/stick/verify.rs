@@ -516,6 +516,7 @@ pub fn self_check(stick: &Source) -> Result<VerifyReport> {
     if let Some(boot) = inv.partition(inv.boot.partition) {
         check_syslinux(stick, &boot.partition, &mut report)?;
     }
+    check_uuids(&inv, &mut report);
     for bank in inv.banks.iter().filter(|b| b.boot_cfg.is_some()) {
         if let Some(p) = inv.partition(bank.partition) {
             let item = format!("bank {} FAT", bank.partition);
@@ -541,6 +542,51 @@ pub fn self_check(stick: &Source) -> Result<VerifyReport> {
         check_modules(stick, &inv, &part.partition, &mut report);
     }
     Ok(report)
+}
+
+/// Checks what ESXi's loader needs to find the stick's banks: every bank
+/// has the VMware FAT UUID sector, no two share a UUID, and the active
+/// bank is one the loader may boot.
+fn check_uuids(inv: &Inventory, report: &mut VerifyReport) {
+    for bank in &inv.banks {
+        let item = format!("bank {} UUID", bank.partition);
+        let twin = inv
+            .banks
+            .iter()
+            .find(|b| b.partition != bank.partition && b.uuid.is_some() && b.uuid == bank.uuid);
+        match (bank.uuid, twin) {
+            (None, _) => report.add(
+                item,
+                false,
+                "no VMware FAT UUID sector: ESXi's boot loader would not count it as a bank",
+            ),
+            (Some(uuid), Some(twin)) => report.add(
+                item,
+                false,
+                format!("{uuid}, the same as bank {}'s", twin.partition),
+            ),
+            (Some(uuid), None) => report.add(item, true, uuid.to_string()),
+        }
+    }
+    let active = inv.active_bank.partition;
+    let rule = inv.bank(active).and_then(|b| b.excluded.as_ref());
+    match rule {
+        None if inv.warnings.is_empty() => report.add(
+            "active bank",
+            true,
+            format!("bank {active}, as ESXi's boot loader chooses"),
+        ),
+        None => report.add(
+            "active bank",
+            false,
+            format!("bank {active}, but ESXi's boot loader finds no bank"),
+        ),
+        Some(rule) => report.add(
+            "active bank",
+            false,
+            format!("bank {active} is not bootable: {rule}"),
+        ),
+    }
 }
 
 /// Checks that the boot partition holds ldlinux.sys and a consistent FAT.
