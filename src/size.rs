@@ -152,6 +152,28 @@ mod tests {
     }
 
     #[test]
+    fn errors_name_the_text_and_read_as_before() {
+        assert_eq!(
+            parse("64X").unwrap_err().to_string(),
+            "\"64X\": unknown unit \"x\" (use bytes, K/M/G/T for powers of 1024, or KB/MB/GB/TB)"
+        );
+        assert_eq!(
+            parse("1.2.3M"),
+            Err(SizeError::NotANumber {
+                text: "1.2.3M".into()
+            })
+        );
+        assert_eq!(
+            parse("").unwrap_err().to_string(),
+            "\"\" is not a size (examples: 65273856, 64M, 64MB, 1.5GiB)"
+        );
+        assert_eq!(
+            parse("99999999999T").unwrap_err().to_string(),
+            "\"99999999999T\" is too large"
+        );
+    }
+
+    #[test]
     fn formats() {
         assert_eq!(group(65_273_856), "65,273,856");
         assert_eq!(group(512), "512");

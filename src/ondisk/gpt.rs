@@ -151,3 +151,111 @@ fn gpt_error(e: impl Into<gpt::GptError>) -> io::Error {
         other => io::Error::new(io::ErrorKind::InvalidInput, other.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ondisk::table::{self, TableEntry, COMMIT_BYTES, GPT_BASIC_DATA, GPT_EFI_SYSTEM};
+    use crate::ondisk::testing::{disk, signed_sector};
+
+    const DISK: u64 = 200_000;
+
+    /// ESXi 5's numbering on a small disk: 1 the EFI system partition
+    /// (legacy-bootable), 5 and 6 the bootbanks.
+    fn esxi5() -> TableSpec {
+        let entry = |number, guid: &str, start, sectors| TableEntry {
+            partition: Partition {
+                number,
+                kind: PartitionType::Gpt(guid.to_string()),
+                start,
+                sectors,
+                active: number == 1,
+            },
+            chs_start: [0, 0, 0],
+            chs_end: [0, 0, 0],
+            ebr: None,
+        };
+        TableSpec {
+            scheme: Scheme::Gpt,
+            disk_sectors: DISK,
+            entries: vec![
+                entry(1, GPT_EFI_SYSTEM, 64, 8128),
+                entry(5, GPT_BASIC_DATA, 8224, 60_000),
+                entry(6, GPT_BASIC_DATA, 70_000, 60_000),
+            ],
+            boot_code: vec![0xfa; 440],
+            disk_signature: 0,
+        }
+    }
+
+    fn written(spec: &TableSpec) -> (tempfile::NamedTempFile, Source) {
+        let chunks = spec.sectors(DISK).unwrap();
+        let parts: Vec<(u64, &[u8])> = chunks.iter().map(|(at, b)| (*at, &b[..])).collect();
+        disk(DISK, &parts)
+    }
+
+    #[test]
+    fn serialised_gpt_reads_back_with_its_numbers_and_the_commit_last() {
+        let spec = esxi5();
+        let chunks = spec.sectors(DISK).unwrap();
+        let first_commit = chunks.iter().position(|(at, _)| *at < COMMIT_BYTES);
+        assert_eq!(first_commit, Some(chunks.len() - 2), "header and MBR last");
+        // The backup header in the disk's last sector, after its entries.
+        let last = (DISK - 1) * SECTOR;
+        let backup = chunks
+            .iter()
+            .find_map(|(at, b)| b.get(last.checked_sub(*at)? as usize..));
+        assert!(backup.is_some_and(|h| h.starts_with(SIGNATURE)));
+        let (_file, source) = written(&spec);
+        let t = table::read(&source).unwrap();
+        assert_eq!(t.scheme, Scheme::Gpt);
+        let want: Vec<Partition> = spec.entries.iter().map(|e| e.partition.clone()).collect();
+        assert_eq!(t.partitions, want);
+        assert_eq!(t.boot_code, [0xfa; 440]);
+        // The protective MBR: one entry of type EE from sector 1.
+        let mbr = source.read_sector(0, "the MBR").unwrap();
+        assert_eq!(mbr[446 + 4], 0xee);
+        assert_eq!(le::u32_at(&mbr, 446 + 8), 1);
+        assert_eq!(le::u32_at(&mbr, 446 + 12), (DISK - 1) as u32);
+    }
+
+    #[test]
+    fn refuses_entry_arrays_it_does_not_read() {
+        let protective = signed_sector(&[(446 + 4, &[0xee])]);
+        let header = |count: u32, size: u32| {
+            let mut h = [0u8; 512];
+            h[..8].copy_from_slice(SIGNATURE);
+            h[80..84].copy_from_slice(&count.to_le_bytes());
+            h[84..88].copy_from_slice(&size.to_le_bytes());
+            h
+        };
+        let (_f, source) = disk(DISK, &[(0, &protective), (512, &header(2000, 128))]);
+        let err = table::read(&source).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "bad partition table: the GPT header at sector 1 declares 2000 entries of 128 bytes \
+             (esxstick reads up to 1024 entries of 128 bytes)"
+        );
+        let backup = (DISK - 1) * SECTOR;
+        let (_f, source) = disk(DISK, &[(0, &protective), (backup, &header(128, 256))]);
+        let err = table::read(&source).unwrap_err().to_string();
+        assert!(
+            err.contains("at sector 199999 declares 128 entries of 256 bytes"),
+            "{err}"
+        );
+        // No header at all: the gpt crate's refusal, worded for users.
+        let (_f, source) = disk(DISK, &[(0, &protective)]);
+        let err = table::read(&source).unwrap_err().to_string();
+        assert!(err.starts_with("bad partition table: GPT"), "{err}");
+        assert!(err.contains("Invalid GPT Signature"), "{err}");
+        assert!(!err.contains("IO Error"), "{err}");
+    }
+
+    #[test]
+    fn refuses_to_serialise_an_entry_without_sectors() {
+        let mut spec = esxi5();
+        spec.entries[1].partition.sectors = 0;
+        let err = spec.sectors(DISK).unwrap_err();
+        assert_eq!(err.to_string(), "GPT entry 5: no number or no sectors");
+    }
+}

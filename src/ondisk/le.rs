@@ -45,3 +45,34 @@ pub fn put(bytes: &mut [u8], offset: usize, width: usize, value: u32) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_little_endian_and_zero_past_the_end() {
+        let bytes = [0x34, 0x12, 0x78, 0x56, 0xff];
+        assert_eq!(u16_at(&bytes, 0), 0x1234);
+        assert_eq!(u32_at(&bytes, 0), 0x5678_1234);
+        assert_eq!(uint_at(&bytes, 1, 1), 0x12);
+        assert_eq!(uint_at(&bytes, 2, 3), 0xff_5678);
+        // The last byte, then two missing ones.
+        assert_eq!(u32_at(&bytes, 4), 0xff);
+        assert_eq!(u16_at(&bytes, 5), 0);
+        assert_eq!(u32_at(&bytes, usize::MAX), 0);
+    }
+
+    #[test]
+    fn writes_only_whole_fields() {
+        let mut bytes = [0u8; 6];
+        assert!(put(&mut bytes, 1, 4, 0x0403_0201));
+        assert_eq!(bytes, [0, 1, 2, 3, 4, 0]);
+        assert!(put(&mut bytes, 4, 2, 0xbbaa_ccdd));
+        assert_eq!(bytes, [0, 1, 2, 3, 0xdd, 0xcc]);
+        assert!(!put(&mut bytes, 5, 2, 0xffff));
+        assert!(!put(&mut bytes, usize::MAX, 2, 0xffff));
+        assert!(!put(&mut bytes, 0, 5, 0xffff));
+        assert_eq!(bytes, [0, 1, 2, 3, 0xdd, 0xcc]);
+    }
+}

@@ -270,3 +270,206 @@ fn mbrman_entry(e: &TableEntry) -> mbrman::MBRPartitionEntry {
 fn mbrman_chs([cylinder, head, sector]: Chs) -> mbrman::CHS {
     mbrman::CHS::new(cylinder as u16, head as u8, sector as u8)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ondisk::table::{self, Ebr};
+    use crate::ondisk::testing::{disk, signed_sector};
+
+    /// A partition entry laid out by hand: status, CHS (left 0), type,
+    /// LBA and length, little-endian at bytes 8 and 12.
+    fn raw(status: u8, sys: u8, start: u32, sectors: u32) -> [u8; 16] {
+        let mut e = [0; 16];
+        e[0] = status;
+        e[4] = sys;
+        e[8..12].copy_from_slice(&start.to_le_bytes());
+        e[12..16].copy_from_slice(&sectors.to_le_bytes());
+        e
+    }
+
+    /// Slot `i` (0–3) of a table sector.
+    fn slot(i: usize) -> usize {
+        446 + 16 * i
+    }
+
+    /// ESXi 4's disk (esxi.md §1) to bank 6: entry 4 the boot partition at
+    /// 32, entry 1 the extended partition from 8,192, EBRs at 8,192 and
+    /// 520,192 each 32 sectors before its bank. `second` is the second
+    /// EBR, to damage.
+    fn esxi4(second: [u8; 512]) -> (tempfile::NamedTempFile, Source) {
+        let mbr = signed_sector(&[
+            (slot(0), &raw(0, 0x05, 8192, 1_835_008)),
+            (slot(3), &raw(0x80, 0x04, 32, 8160)),
+        ]);
+        let first = signed_sector(&[
+            (slot(0), &raw(0, 0x06, 32, 511_968)),
+            (slot(1), &raw(0, 0x05, 512_000, 512_000)),
+        ]);
+        let (a, b) = (8192 * SECTOR, 520_192 * SECTOR);
+        disk(1_843_200, &[(0, &mbr), (a, &first), (b, &second)])
+    }
+
+    fn last_ebr() -> [u8; 512] {
+        signed_sector(&[(slot(0), &raw(0, 0x06, 32, 511_968))])
+    }
+
+    fn refusal(source: &Source) -> String {
+        table::read(source).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn reads_an_entry_field_by_field() {
+        let sector = signed_sector(&[(slot(2), &raw(0x80, 0xfc, 1_032_224, 225_248))]);
+        let want = RawEntry {
+            active: true,
+            sys: 0xfc,
+            start: 1_032_224,
+            sectors: 225_248,
+        };
+        assert_eq!(entry(&sector, 2), want);
+        assert_eq!(entry(&sector, 0).sys, 0);
+        assert_eq!(boot_code(&[7; 500]), [7; 440]);
+        assert_eq!(boot_code(&[7; 2])[..3], [7, 7, 0]);
+    }
+
+    #[test]
+    fn follows_the_ebr_chain_and_keeps_entry_numbers() {
+        let (_file, source) = esxi4(last_ebr());
+        let t = table::read(&source).unwrap();
+        assert_eq!(t.scheme, Scheme::Mbr);
+        assert_eq!(t.disk_sectors, 1_843_200);
+        let got: Vec<_> = t
+            .partitions
+            .iter()
+            .map(|p| (p.number, p.kind.code(), p.start, p.sectors, p.active))
+            .collect();
+        let want = [
+            (1, "0x05".to_string(), 8192, 1_835_008, false),
+            (4, "0x04".to_string(), 32, 8160, true),
+            (5, "0x06".to_string(), 8224, 511_968, false),
+            (6, "0x06".to_string(), 520_224, 511_968, false),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn refuses_damaged_chains_naming_the_sector() {
+        let looping = signed_sector(&[
+            (slot(0), &raw(0, 0x06, 32, 511_968)),
+            (slot(1), &raw(0, 0x05, 512_000, 512_000)),
+        ]);
+        assert_eq!(
+            refusal(&esxi4(looping).1),
+            "bad partition table: the EBR chain loops: the EBR at sector 520192 links back to \
+             sector 520192"
+        );
+        let mut unsigned = last_ebr();
+        unsigned[511] = 0;
+        assert_eq!(
+            refusal(&esxi4(unsigned).1),
+            "bad partition table: the EBR at sector 520192 has no signature (55 AA)"
+        );
+        let on_itself = signed_sector(&[(slot(0), &raw(0, 0x06, 0, 10))]);
+        assert_eq!(
+            refusal(&esxi4(on_itself).1),
+            "bad partition table: the logical partition described at sector 520192 starts on \
+             its own EBR"
+        );
+        let past_end = signed_sector(&[
+            (slot(0), &raw(0, 0x06, 32, 511_968)),
+            (slot(1), &raw(0, 0x05, 2_000_000, 10)),
+        ]);
+        assert_eq!(
+            refusal(&esxi4(past_end).1),
+            "bad partition table: the EBR chain links to sector 2008192, past the end of the \
+             disk (1843200 sectors); is the image truncated?"
+        );
+        let mbr = signed_sector(&[(slot(3), &raw(0x80, 0x04, 0, 8160))]);
+        assert_eq!(
+            refusal(&disk(9000, &[(0, &mbr)]).1),
+            "bad partition table: MBR entry 4 starts at sector 0, on top of the MBR itself"
+        );
+    }
+
+    /// The hand-made 64 MB stick's table (esxi.md §3), as a plan gives it.
+    fn hand_made() -> TableSpec {
+        let entry = |number, sys, start, sectors, chs_start, chs_end, ebr| TableEntry {
+            partition: Partition {
+                number,
+                kind: PartitionType::Mbr(sys),
+                start,
+                sectors,
+                active: number == 4,
+            },
+            chs_start,
+            chs_end,
+            ebr,
+        };
+        let ebr = Ebr {
+            lba: 3150,
+            chs: [25, 0, 1],
+        };
+        TableSpec {
+            scheme: Scheme::Mbr,
+            disk_sectors: 127_488,
+            entries: vec![
+                entry(1, 0x05, 3150, 124_236, [25, 0, 1], [1010, 2, 42], None),
+                entry(4, 0x04, 42, 3108, [0, 1, 1], [24, 2, 42], None),
+                entry(5, 0x06, 3192, 124_194, [25, 1, 1], [1010, 2, 42], Some(ebr)),
+            ],
+            boot_code: vec![0xfa; 440],
+            disk_signature: 0x4a3f_12c0,
+        }
+    }
+
+    #[test]
+    fn serialises_the_hand_made_table_byte_for_byte() {
+        let chunks = hand_made().sectors(127_488).unwrap();
+        // The EBR first, sector 0 last (it makes the table valid).
+        let at: Vec<u64> = chunks.iter().map(|(at, _)| *at).collect();
+        assert_eq!(at, [3150 * SECTOR, 0]);
+        let (ebr, mbr) = (&chunks[0].1, &chunks[1].1);
+        assert_eq!(mbr.len(), 512);
+        assert_eq!(mbr[..440], [0xfa; 440]);
+        assert_eq!(mbr[440..444], [0xc0, 0x12, 0x3f, 0x4a]);
+        // Status, CHS start (head, sector | cylinder bits 8–9 << 6,
+        // cylinder low byte), type, CHS end, LBA, sectors.
+        #[rustfmt::skip]
+        let entry1 = [
+            0x00, 0x00, 0x01, 0x19, 0x05, 0x02, 0xea, 0xf2,
+            0x4e, 0x0c, 0x00, 0x00, 0x4c, 0xe5, 0x01, 0x00,
+        ];
+        #[rustfmt::skip]
+        let entry4 = [
+            0x80, 0x01, 0x01, 0x00, 0x04, 0x02, 0x2a, 0x18,
+            0x2a, 0x00, 0x00, 0x00, 0x24, 0x0c, 0x00, 0x00,
+        ];
+        assert_eq!(mbr[slot(0)..slot(1)], entry1);
+        assert_eq!(mbr[slot(1)..slot(3)], [0; 32]);
+        assert_eq!(mbr[slot(3)..slot(4)], entry4);
+        assert_eq!(mbr[510..], [0x55, 0xaa]);
+        // The EBR: bank 5 at 42 sectors past it, and no further link.
+        #[rustfmt::skip]
+        let logical = [
+            0x00, 0x01, 0x01, 0x19, 0x06, 0x02, 0xea, 0xf2,
+            0x2a, 0x00, 0x00, 0x00, 0x22, 0xe5, 0x01, 0x00,
+        ];
+        assert_eq!(ebr.len(), 512);
+        assert_eq!(ebr[slot(0)..slot(1)], logical);
+        assert_eq!(ebr[slot(1)..510], [0; 48]);
+        assert_eq!(ebr[510..], [0x55, 0xaa]);
+    }
+
+    #[test]
+    fn serialised_tables_read_back_as_written() {
+        let spec = hand_made();
+        let chunks = spec.sectors(127_488).unwrap();
+        let parts: Vec<(u64, &[u8])> = chunks.iter().map(|(at, b)| (*at, &b[..])).collect();
+        let (_file, source) = disk(127_488, &parts);
+        let t = table::read(&source).unwrap();
+        let want: Vec<Partition> = spec.entries.iter().map(|e| e.partition.clone()).collect();
+        assert_eq!(t.partitions, want);
+        assert_eq!(t.boot_code, [0xfa; 440]);
+    }
+}

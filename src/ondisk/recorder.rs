@@ -94,3 +94,30 @@ impl Seek for Recorder {
         Ok(self.pos)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_writes_in_order_and_reads_them_back_over_zeros() {
+        let mut disk = Recorder::new(16);
+        disk.seek(SeekFrom::Start(8)).unwrap();
+        disk.write_all(&[1, 2]).unwrap();
+        disk.write_all(&[3]).unwrap(); // joins the chunk before it
+        disk.seek(SeekFrom::Start(2)).unwrap();
+        disk.write_all(&[9, 9]).unwrap();
+        disk.seek(SeekFrom::Start(9)).unwrap();
+        disk.write_all(&[7]).unwrap(); // overwrites the 2
+        let mut all = Vec::new();
+        disk.seek(SeekFrom::Start(0)).unwrap();
+        disk.read_to_end(&mut all).unwrap();
+        assert_eq!(all, [0, 0, 9, 9, 0, 0, 0, 0, 1, 7, 3, 0, 0, 0, 0, 0]);
+        assert_eq!(disk.seek(SeekFrom::End(-1)).unwrap(), 15);
+        assert!(disk.seek(SeekFrom::Current(-20)).is_err());
+        assert_eq!(
+            disk.into_chunks(),
+            [(8, vec![1, 2, 3]), (2, vec![9, 9]), (9, vec![7])]
+        );
+    }
+}

@@ -481,3 +481,99 @@ impl TableSpec {
         Ok(rest)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ondisk::testing::{disk, signed_sector};
+
+    /// An MBR with entries (slot, type, start, sectors), built by hand.
+    fn mbr(entries: &[(usize, u8, u32, u32)]) -> [u8; 512] {
+        let mut s = signed_sector(&[]);
+        for &(slot, sys, start, sectors) in entries {
+            let at = 446 + 16 * slot;
+            s[at + 4] = sys;
+            s[at + 8..at + 12].copy_from_slice(&start.to_le_bytes());
+            s[at + 12..at + 16].copy_from_slice(&sectors.to_le_bytes());
+        }
+        s
+    }
+
+    fn refusal(sectors: u64, sector0: &[u8]) -> String {
+        let (_file, source) = disk(sectors, &[(0, sector0)]);
+        read(&source).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_partitioned_disk() {
+        assert_eq!(
+            refusal(1, &[]),
+            "not a disk image: 512 bytes is too small to hold a partition table"
+        );
+        assert_eq!(
+            refusal(100, &[1; 512]),
+            "not a disk image: sector 0 has no MBR signature (55 AA)"
+        );
+        // A FAT volume that fatfs formats on the whole disk.
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.as_file().set_len(8160 * SECTOR).unwrap();
+        let options = fatfs::FormatVolumeOptions::new();
+        fatfs::format_volume(file.as_file_mut(), options).unwrap();
+        let source = Source::open(file.path()).unwrap();
+        let err = read(&source).unwrap_err().to_string();
+        assert!(err.starts_with("not a disk image: sector 0 holds a FAT file system"));
+        assert!(err.contains("\"superfloppy\""), "{err}");
+    }
+
+    #[test]
+    fn refuses_partitions_out_of_bounds_naming_them() {
+        assert_eq!(
+            refusal(4000, &mbr(&[(3, 0x04, 32, 8160)])),
+            "bad partition table: partition 4 (sectors 32..8191) extends past the end of the \
+             image (4000 sectors); is the image truncated?"
+        );
+        assert_eq!(
+            refusal(9000, &mbr(&[(3, 0x04, 32, 8160), (2, 0x06, 100, 50)])),
+            "bad partition table: partitions 4 and 3 overlap"
+        );
+        assert_eq!(
+            refusal(9000, &mbr(&[(3, 0x04, 32, 8160), (0, 0x06, 8192, 0)])),
+            "bad partition table: partition 1 has zero length"
+        );
+        // A logical partition (5) reaching past its extended partition.
+        let ebr = signed_sector(&[(446 + 4, &[0x06]), (446 + 8, &[32]), (446 + 12, &[200])]);
+        let (_f, source) = disk(
+            9000,
+            &[(0, &mbr(&[(0, 0x05, 8192, 100)])), (8192 * 512, &ebr)],
+        );
+        assert_eq!(
+            read(&source).unwrap_err().to_string(),
+            "bad partition table: logical partition 5 lies outside the extended partition 1"
+        );
+    }
+
+    #[test]
+    fn partition_types_name_what_esxi_uses() {
+        assert!(PartitionType::Mbr(MBR_EXTENDED).is_extended());
+        assert!(PartitionType::Mbr(0x0f).is_extended());
+        assert!(!PartitionType::Mbr(MBR_FAT16).is_extended());
+        assert!(PartitionType::Mbr(MBR_FAT16_SMALL).is_fat());
+        assert!(!PartitionType::Mbr(0xfc).is_fat());
+        assert!(PartitionType::Gpt(GPT_BASIC_DATA.into()).is_fat());
+        assert!(!PartitionType::Gpt(GPT_VMKCORE.into()).is_fat());
+        assert_eq!(PartitionType::Mbr(0x04).code(), "0x04");
+        assert_eq!(PartitionType::Mbr(0xfc).name(), "vmkcore");
+        assert_eq!(
+            PartitionType::Gpt(GPT_EFI_SYSTEM.into()).name(),
+            "EFI system"
+        );
+        let p = Partition {
+            number: 5,
+            kind: PartitionType::Mbr(MBR_FAT16),
+            start: 8224,
+            sectors: 511_968,
+            active: false,
+        };
+        assert_eq!((p.end(), p.bytes()), (520_191, 262_127_616));
+    }
+}

@@ -108,3 +108,18 @@ fn alternate_label(label: &str) -> String {
         None => label.chars().take(10).chain(['2']).collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alternate_label_follows_vmwares_numbering() {
+        assert_eq!(alternate_label("Hypervisor1"), "Hypervisor2");
+        assert_eq!(alternate_label("BANK1"), "BANK2");
+        // No trailing 1: a 2 is appended, within FAT's 11 characters.
+        assert_eq!(alternate_label("BOOTBANK"), "BOOTBANK2");
+        assert_eq!(alternate_label("ABCDEFGHIJK"), "ABCDEFGHIJ2");
+        assert_eq!(alternate_label(""), "2");
+    }
+}

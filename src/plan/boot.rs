@@ -134,3 +134,44 @@ pub(super) fn boot_copy(
         bad_clusters,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::plan::layout::Layout;
+    use crate::plan::tests::esxi4;
+
+    /// The boot partition moves from 32 to 42 and is cut to 3,108 of its
+    /// 8,160 sectors: its BPB says where it is and the 3×42 geometry, and
+    /// the clusters past sector 3,108 are marked bad. ESXi's 8,160-sector
+    /// volume (fatfs: 1 reserved sector, two 32-sector FATs, 32 root
+    /// sectors) has its data from sector 97: 8,063 clusters, 2–8,064, of
+    /// which the first 3,011 lie inside.
+    #[test]
+    fn the_hand_made_sticks_boot_partition() {
+        let layout = Layout::load("vcritical-64mb").unwrap();
+        let plan = crate::plan::plan(&esxi4(&[1 << 20]), &layout, 127_488).unwrap();
+        let b = &plan.boot;
+        assert_eq!((b.source_start, b.target_start), (32, 42));
+        assert_eq!(
+            (b.partition_sectors, b.copy_sectors, b.trimmed),
+            (3108, 1000, true)
+        );
+        let patches: Vec<_> = b
+            .bpb_patches
+            .iter()
+            .map(|p| (p.field, p.offset, p.width, p.old, p.new))
+            .collect();
+        let want = [
+            ("hidden_sectors", 0x1c, 4, 32, 42),
+            ("sectors_per_track", 0x18, 2, 32, 42),
+            ("heads", 0x1a, 2, 64, 3),
+        ];
+        assert_eq!(patches, want);
+        assert_eq!(b.bad_clusters, Some([3013, 8064]));
+        assert!(plan.notes.iter().any(|n| n.contains("clusters 3013–8064")));
+
+        let mut sector = [0u8; 512];
+        b.patch(&mut sector, &esxi4(&[]).boot_sector);
+        assert_eq!(sector[0x18..0x20], [42, 0, 3, 0, 42, 0, 0, 0]);
+    }
+}

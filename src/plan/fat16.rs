@@ -92,3 +92,49 @@ pub(super) fn best_fat16(
         .max_by_key(|(free, bs)| (*free, std::cmp::Reverse(bs.sectors_per_cluster)))
         .map(|(_, bs)| bs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ondisk::testing::fatfs_formats;
+    use crate::plan::tests::esxi4;
+
+    #[test]
+    fn the_largest_fat16_bank_is_where_fatfs_stops_formatting_fat16() {
+        let max = max_fat16_sectors();
+        let spc = 64;
+        let at = |n: u64| fatfs_formats(n as u32, spc, ROOT_ENTRIES).map(|f| f.0);
+        assert_eq!(at(max).as_deref(), Some("FAT16"));
+        // One sector more: 65,525 clusters, too many for FAT16, too few
+        // for FAT32.
+        assert_eq!(at(max + 1), None);
+        // About 2 GiB: 65,524 clusters of 32 KiB and the metadata.
+        assert!((65_524 * 64..65_525 * 64 + 600).contains(&max), "{max}");
+    }
+
+    #[test]
+    fn the_smallest_bank_holds_the_payload_and_its_headroom() {
+        let layout = Layout::load("esxi-native").unwrap();
+        let payload = esxi4(&[50_000_000]);
+        let min = min_bank_sectors(&payload, &layout).unwrap();
+        let headroom = payload.headroom(&layout);
+        let fits = |n: u64| best_fat16(n, &layout, 0, Some((&payload, headroom))).is_some();
+        assert!(fits(min));
+        assert!(!fits(min - 1), "{min} is not the smallest");
+        let bs = best_fat16(min, &layout, 8224, Some((&payload, headroom))).unwrap();
+        let data: u64 = payload.files.iter().map(|f| f.bytes).sum();
+        assert!(u64::from(bs.clusters()) * bs.cluster_bytes() >= data + headroom);
+        assert_eq!(bs.hidden_sectors, 8224);
+    }
+
+    #[test]
+    fn a_bank_cannot_list_more_files_than_its_root_directory() {
+        let layout = Layout::load("esxi-native").unwrap();
+        let payload = esxi4(&[1; 169]); // 171 files × 3 entries > 512
+        assert_eq!(
+            min_bank_sectors(&payload, &layout).unwrap_err().to_string(),
+            "layout: the bank holds 171 files, more than a FAT16 root directory takes"
+        );
+        assert!(min_bank_sectors(&esxi4(&[1; 168]), &layout).is_ok());
+    }
+}

@@ -192,3 +192,85 @@ fn check_scheme(payload: &Payload, layout: &Layout) -> Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ondisk::bpb::BootSector;
+
+    /// An ESXi 4 payload as the inventory gives it: boot partition 4 at
+    /// 32, 8,160 sectors, files used up to 1,000 sectors; `files` bytes of
+    /// modules plus state.tgz and boot.cfg.
+    pub(super) fn esxi4(files: &[u64]) -> Payload {
+        let boot_sector = BootSector::fat16_format(8160, 1, 64, 32, 32).unwrap();
+        let mut named: Vec<PayloadFile> = files
+            .iter()
+            .enumerate()
+            .map(|(i, &bytes)| PayloadFile {
+                name: format!("mod{i}.gz"),
+                bytes,
+            })
+            .collect();
+        named.push(PayloadFile {
+            name: "state.tgz".into(),
+            bytes: 20_000,
+        });
+        named.push(PayloadFile {
+            name: "boot.cfg".into(),
+            bytes: 160,
+        });
+        Payload {
+            scheme: Scheme::Mbr,
+            boot_start: 32,
+            boot_sectors: 8160,
+            boot_used_sectors: 1000,
+            boot_sector,
+            bank: 5,
+            bank_sectors: 511_968,
+            label: "Hypervisor1".into(),
+            volume_id: 0x4a3f_12c0,
+            files: named,
+        }
+    }
+
+    #[test]
+    fn refusals_read_as_before() {
+        let short = Error::DoesNotFit(Shortfall::Target {
+            needs: 70_000_000,
+            has: 65_273_856,
+        });
+        assert_eq!(
+            short.to_string(),
+            "does not fit: needs 70,000,000 bytes, target has 65,273,856 (short by 4.5 MiB); \
+             the smallest common size that fits is 128 MB"
+        );
+        let files = Error::DoesNotFit(Shortfall::Files { bytes: 3 << 30 });
+        assert_eq!(
+            files.to_string(),
+            "does not fit: the bank's 3.0 GiB of files does not fit any FAT16 volume"
+        );
+        let mut gpt = esxi4(&[1 << 20]);
+        gpt.scheme = Scheme::Gpt;
+        let layout = Layout::load("vcritical-64mb").unwrap();
+        assert_eq!(
+            plan(&gpt, &layout, 127_488).unwrap_err().to_string(),
+            "layout: layout vcritical-64mb is for ESXi 3.5/4.x (MBR) images; this ESXi 5+ GPT \
+             image needs gpt-minimal"
+        );
+    }
+
+    #[test]
+    fn a_target_too_small_is_refused_with_the_size_that_fits() {
+        let payload = esxi4(&[40_000_000, 30_000_000]);
+        let layout = Layout::load("vcritical-64mb").unwrap();
+        let needs = min_target_sectors(&payload, &layout).unwrap();
+        assert!(needs > 127_488, "70 MB of modules on 64 MB?");
+        assert!(plan(&payload, &layout, needs).is_ok());
+        match plan(&payload, &layout, 127_488) {
+            Err(Error::DoesNotFit(Shortfall::Target { needs: n, has })) => {
+                assert_eq!((n, has), (needs * SECTOR, 127_488 * SECTOR));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -101,3 +101,37 @@ impl Payload {
             + headroom.div_ceil(cluster_bytes)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::plan::layout::Layout;
+    use crate::plan::tests::esxi4;
+
+    #[test]
+    fn headroom_is_twice_state_tgz_and_a_mib_or_the_layouts() {
+        let mut layout = Layout::load("esxi-native").unwrap();
+        layout.banks.min_headroom = 0;
+        let mut payload = esxi4(&[]);
+        assert_eq!(payload.headroom(&layout), 2 * 20_000 + (1 << 20));
+        payload.files.retain(|f| f.name != "state.tgz");
+        assert_eq!(payload.headroom(&layout), 1 << 20);
+        layout.banks.min_headroom = 8 << 20;
+        assert_eq!(payload.headroom(&layout), 8 << 20);
+    }
+
+    #[test]
+    fn files_take_whole_clusters() {
+        let mut payload = esxi4(&[]);
+        payload.files = ["a", "b", "c"]
+            .iter()
+            .zip([1, 4096, 4097])
+            .map(|(name, bytes)| crate::plan::PayloadFile {
+                name: name.to_string(),
+                bytes,
+            })
+            .collect();
+        assert_eq!(payload.clusters_needed(4096, 0), 4);
+        assert_eq!(payload.clusters_needed(4096, 1), 5);
+        assert_eq!(payload.clusters_needed(512, 4096), 1 + 8 + 9 + 8);
+    }
+}
