@@ -48,11 +48,11 @@ pub enum Error {
 
     /// The source is not a partitioned disk image at all.
     #[error("not a disk image: {0}")]
-    NotADiskImage(String),
+    NotADiskImage(crate::ondisk::table::NotADisk),
 
     /// The partition table is damaged or inconsistent.
     #[error("bad partition table: {0}")]
-    Table(String),
+    Table(crate::ondisk::table::TableProblem),
 
     /// The disk is partitioned but does not look like an ESXi image.
     #[error("not an ESXi image: {reason}")]
@@ -89,15 +89,15 @@ pub enum Error {
 
     /// A layout file is unusable, or does not suit the image.
     #[error("layout: {0}")]
-    Layout(String),
+    Layout(crate::plan::layout::LayoutProblem),
 
     /// The plan does not fit the target.
     #[error("does not fit: {0}")]
-    DoesNotFit(String),
+    DoesNotFit(crate::plan::Shortfall),
 
     /// A size given by the user cannot be understood.
     #[error("{0}")]
-    BadSize(String),
+    BadSize(crate::size::SizeError),
 
     /// The target may not be written, for the reason given.
     #[error("refusing to write {}: {refusal}", path.display())]

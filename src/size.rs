@@ -1,11 +1,39 @@
 //! Byte sizes as users write them (`64M`, `64MB`, `65273856`) and as
 //! esxstick prints them.
 
+/// Why a size given by the user cannot be understood; each names the
+/// text as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    /// A unit that is none of those [`parse`] knows.
+    #[error(
+        "{text:?}: unknown unit {unit:?} (use bytes, K/M/G/T for powers of 1024, or KB/MB/GB/TB)"
+    )]
+    UnknownUnit {
+        /// The size as given.
+        text: String,
+        /// The unit, trimmed and lower-cased.
+        unit: String,
+    },
+    /// The number part is not a number.
+    #[error("{text:?} is not a size (examples: 65273856, 64M, 64MB, 1.5GiB)")]
+    NotANumber {
+        /// The size as given.
+        text: String,
+    },
+    /// More bytes than 64 bits count.
+    #[error("{text:?} is too large")]
+    TooLarge {
+        /// The size as given.
+        text: String,
+    },
+}
+
 /// Parses a size: a plain number of bytes, or a number with a unit.
 /// `K`, `M`, `G`, `T` and `KiB`…`TiB` are powers of 1024; `KB`…`TB` are
 /// powers of 1000 (as printed on sticks). Case does not matter; `_` and
 /// `,` between digits are ignored.
-pub fn parse(text: &str) -> Result<u64, String> {
+pub fn parse(text: &str) -> Result<u64, SizeError> {
     let cleaned: String = text
         .trim()
         .chars()
@@ -26,35 +54,37 @@ pub fn parse(text: &str) -> Result<u64, String> {
         "gb" => 1_000_000_000,
         "tb" => 1_000_000_000_000,
         other => {
-            return Err(format!(
-                "{text:?}: unknown unit {other:?} (use bytes, K/M/G/T for powers of 1024, or KB/MB/GB/TB)"
-            ))
+            return Err(SizeError::UnknownUnit {
+                text: text.to_string(),
+                unit: other.to_string(),
+            })
         }
     };
-    let bad = || format!("{text:?} is not a size (examples: 65273856, 64M, 64MB, 1.5GiB)");
+    let bad = |_| SizeError::NotANumber {
+        text: text.to_string(),
+    };
     let bytes = match number.split_once('.') {
-        None => number
-            .parse::<u64>()
-            .map_err(|_| bad())?
-            .checked_mul(factor),
+        None => number.parse::<u64>().map_err(bad)?.checked_mul(factor),
         Some((whole, frac)) => {
             let whole: u64 = if whole.is_empty() {
                 0
             } else {
-                whole.parse().map_err(|_| bad())?
+                whole.parse().map_err(bad)?
             };
             let digits = frac.len().min(9) as u32;
             let frac: u64 = frac
                 .get(..digits as usize)
                 .unwrap_or("")
                 .parse()
-                .map_err(|_| bad())?;
+                .map_err(bad)?;
             let scale = 10u128.pow(digits);
             let frac = u64::try_from(u128::from(frac) * u128::from(factor) / scale).ok();
             whole.checked_mul(factor).and_then(|w| w.checked_add(frac?))
         }
     };
-    bytes.ok_or_else(|| format!("{text:?} is too large"))
+    bytes.ok_or_else(|| SizeError::TooLarge {
+        text: text.to_string(),
+    })
 }
 
 /// 55323877 → "55,323,877".
@@ -119,6 +149,28 @@ mod tests {
         assert!(parse("").is_err());
         assert!(parse("-1").is_err());
         assert!(parse("99999999999T").is_err());
+    }
+
+    #[test]
+    fn errors_name_the_text_and_read_as_before() {
+        assert_eq!(
+            parse("64X").unwrap_err().to_string(),
+            "\"64X\": unknown unit \"x\" (use bytes, K/M/G/T for powers of 1024, or KB/MB/GB/TB)"
+        );
+        assert_eq!(
+            parse("1.2.3M"),
+            Err(SizeError::NotANumber {
+                text: "1.2.3M".into()
+            })
+        );
+        assert_eq!(
+            parse("").unwrap_err().to_string(),
+            "\"\" is not a size (examples: 65273856, 64M, 64MB, 1.5GiB)"
+        );
+        assert_eq!(
+            parse("99999999999T").unwrap_err().to_string(),
+            "\"99999999999T\" is too large"
+        );
     }
 
     #[test]

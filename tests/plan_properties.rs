@@ -257,7 +257,7 @@ proptest! {
         disk.set_len(plan.target_sectors * 512).unwrap();
         let code: Vec<u8> = (0..440).map(|i| i as u8).collect();
         use std::os::unix::fs::FileExt;
-        for (at, bytes) in esxstick::stick::write::table_sectors(&plan, &code).unwrap() {
+        for (at, bytes) in plan.table_sectors(&code).unwrap() {
             disk.write_all_at(&bytes, at).unwrap();
         }
         let source = esxstick::image::source::Source::open(&path).unwrap();
@@ -266,7 +266,7 @@ proptest! {
         prop_assert_eq!(&table.boot_code, &code);
         prop_assert_eq!(table.partitions.len(), plan.partitions.len());
         for p in &plan.partitions {
-            prop_assert_eq!(table.get(p.entry), Some(&esxstick::stick::write::as_partition(p)));
+            prop_assert_eq!(table.get(p.entry), Some(&p.partition()));
         }
     }
 }

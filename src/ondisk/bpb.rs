@@ -1,11 +1,14 @@
 //! The FAT boot sector (BIOS parameter block), read by hand: fatfs hides
 //! these fields, and esxstick needs them to find the used extent of the
-//! boot partition and, later, to patch the BPB when the partition moves.
+//! boot partition and to patch the BPB when the partition moves. Every
+//! field's place is named once, in [`Field`], for parsing and patching
+//! alike.
 
 use serde::Serialize;
 
 use crate::error::{Error, FatProblem, Result};
 use crate::image::source::{Source, SECTOR};
+use crate::ondisk::{le, signed};
 
 /// The largest FAT esxstick scans for the used extent (a FAT16 FAT is at
 /// most 128 KiB; a boot partition's FAT32 FAT would be far below this).
@@ -52,6 +55,113 @@ impl FatType {
             4085..65525 => FatType::Fat16,
             _ => FatType::Fat32,
         }
+    }
+
+    /// Bytes that `entries` FAT entries of this type take: 1.5 bytes an
+    /// entry on FAT12 (rounded up), 2 on FAT16, 4 on FAT32.
+    pub fn fat_bytes(self, entries: u64) -> u64 {
+        match self {
+            FatType::Fat12 => (entries * 3).div_ceil(2),
+            FatType::Fat16 => entries * 2,
+            FatType::Fat32 => entries * 4,
+        }
+    }
+
+    /// Whole FAT entries of this type that `bytes` of FAT hold.
+    pub fn entries_in(self, bytes: u64) -> u64 {
+        match self {
+            FatType::Fat12 => bytes * 2 / 3,
+            FatType::Fat16 => bytes / 2,
+            FatType::Fat32 => bytes / 4,
+        }
+    }
+}
+
+/// A field of the BIOS parameter block: where it lies in the boot sector
+/// and how wide it is. Parsing and patching both go through it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// Bytes per sector.
+    BytesPerSector,
+    /// Sectors per cluster.
+    SectorsPerCluster,
+    /// Reserved sectors before the first FAT.
+    ReservedSectors,
+    /// Number of FATs.
+    Fats,
+    /// Root directory entries (FAT12/16).
+    RootEntries,
+    /// Total sectors, when below 65,536 (else 0).
+    TotalSectors16,
+    /// Sectors per FAT (FAT12/16; 0 on FAT32).
+    SectorsPerFat16,
+    /// Sectors per track of the CHS geometry.
+    SectorsPerTrack,
+    /// Heads of the CHS geometry.
+    Heads,
+    /// Hidden sectors: the LBA of the volume as it believes.
+    HiddenSectors,
+    /// Total sectors, when [`Field::TotalSectors16`] is 0.
+    TotalSectors32,
+    /// Sectors per FAT on FAT32.
+    SectorsPerFat32,
+}
+
+impl Field {
+    /// Byte offset of the field in the boot sector.
+    pub const fn offset(self) -> usize {
+        match self {
+            Field::BytesPerSector => 0x0b,
+            Field::SectorsPerCluster => 0x0d,
+            Field::ReservedSectors => 0x0e,
+            Field::Fats => 0x10,
+            Field::RootEntries => 0x11,
+            Field::TotalSectors16 => 0x13,
+            Field::SectorsPerFat16 => 0x16,
+            Field::SectorsPerTrack => 0x18,
+            Field::Heads => 0x1a,
+            Field::HiddenSectors => 0x1c,
+            Field::TotalSectors32 => 0x20,
+            Field::SectorsPerFat32 => 0x24,
+        }
+    }
+
+    /// Width of the field in bytes.
+    pub const fn width(self) -> usize {
+        match self {
+            Field::SectorsPerCluster | Field::Fats => 1,
+            Field::HiddenSectors | Field::TotalSectors32 | Field::SectorsPerFat32 => 4,
+            _ => 2,
+        }
+    }
+
+    /// The field's name, as [`BootSector`] and plans call it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Field::BytesPerSector => "bytes_per_sector",
+            Field::SectorsPerCluster => "sectors_per_cluster",
+            Field::ReservedSectors => "reserved_sectors",
+            Field::Fats => "fats",
+            Field::RootEntries => "root_entries",
+            Field::TotalSectors16 => "total_sectors_16",
+            Field::SectorsPerFat16 => "sectors_per_fat_16",
+            Field::SectorsPerTrack => "sectors_per_track",
+            Field::Heads => "heads",
+            Field::HiddenSectors => "hidden_sectors",
+            Field::TotalSectors32 => "total_sectors_32",
+            Field::SectorsPerFat32 => "sectors_per_fat_32",
+        }
+    }
+
+    /// The field's value in `sector` (0 where the sector is too short).
+    pub fn read(self, sector: &[u8]) -> u32 {
+        le::uint_at(sector, self.offset(), self.width())
+    }
+
+    /// Sets the field in `sector` to the low bytes of `value`; false,
+    /// changing nothing, when the sector is too short to hold it.
+    pub fn write(self, sector: &mut [u8], value: u32) -> bool {
+        le::put(sector, self.offset(), self.width(), value)
     }
 }
 
@@ -124,33 +234,26 @@ impl BootSector {
 
     /// Parses and sanity-checks a boot sector.
     pub fn parse(sector: &[u8; 512]) -> Result<BootSector, String> {
-        if sector[510..512] != [0x55, 0xaa] {
+        if !signed(sector) {
             return Err("no boot sector signature (55 AA)".to_string());
         }
-        let u16_at = |o: usize| u16::from_le_bytes([sector[o], sector[o + 1]]);
-        let u32_at =
-            |o: usize| u32::from_le_bytes([sector[o], sector[o + 1], sector[o + 2], sector[o + 3]]);
-        let total16 = u16_at(0x13);
-        let fat16_size = u16_at(0x16);
+        // Each field is as wide as its type: the casts keep all its bits.
+        let field = |f: Field| f.read(sector);
+        let either = |small: Field, large: Field| match field(small) {
+            0 => field(large),
+            v => v,
+        };
         let bs = BootSector {
-            bytes_per_sector: u16_at(0x0b),
-            sectors_per_cluster: sector[0x0d],
-            reserved_sectors: u16_at(0x0e),
-            fats: sector[0x10],
-            root_entries: u16_at(0x11),
-            total_sectors: if total16 != 0 {
-                u32::from(total16)
-            } else {
-                u32_at(0x20)
-            },
-            sectors_per_fat: if fat16_size != 0 {
-                u32::from(fat16_size)
-            } else {
-                u32_at(0x24)
-            },
-            sectors_per_track: u16_at(0x18),
-            heads: u16_at(0x1a),
-            hidden_sectors: u32_at(0x1c),
+            bytes_per_sector: field(Field::BytesPerSector) as u16,
+            sectors_per_cluster: field(Field::SectorsPerCluster) as u8,
+            reserved_sectors: field(Field::ReservedSectors) as u16,
+            fats: field(Field::Fats) as u8,
+            root_entries: field(Field::RootEntries) as u16,
+            total_sectors: either(Field::TotalSectors16, Field::TotalSectors32),
+            sectors_per_fat: either(Field::SectorsPerFat16, Field::SectorsPerFat32),
+            sectors_per_track: field(Field::SectorsPerTrack) as u16,
+            heads: field(Field::Heads) as u16,
+            hidden_sectors: field(Field::HiddenSectors),
         };
         if u64::from(bs.bytes_per_sector) != SECTOR {
             return Err(format!(
@@ -180,13 +283,7 @@ impl BootSector {
                 bs.total_sectors
             ));
         }
-        let entries = u64::from(bs.clusters()) + 2;
-        let needed = match bs.fat_type() {
-            FatType::Fat12 => (entries * 3).div_ceil(2),
-            FatType::Fat16 => entries * 2,
-            FatType::Fat32 => entries * 4,
-        };
-        if u64::from(bs.sectors_per_fat) * SECTOR < needed {
+        if u64::from(bs.sectors_per_fat) * SECTOR < bs.fat_bytes_needed() {
             return Err(format!(
                 "its FAT ({} sectors) is too small for its {} clusters",
                 bs.sectors_per_fat,
@@ -219,6 +316,12 @@ impl BootSector {
         FatType::from_clusters(self.clusters())
     }
 
+    /// Bytes of FAT that describe every data cluster (and the two
+    /// reserved entries before them); a FAT may be declared larger.
+    pub fn fat_bytes_needed(&self) -> u64 {
+        self.fat_type().fat_bytes(u64::from(self.clusters()) + 2)
+    }
+
     /// Bytes per cluster.
     pub fn cluster_bytes(&self) -> u64 {
         u64::from(self.sectors_per_cluster) * SECTOR
@@ -237,19 +340,19 @@ impl BootSector {
     /// the volume is FAT32.
     pub fn mark_bad(&self, volume: &mut [u8], first: u32, last: u32) -> bool {
         let fat_type = self.fat_type();
-        if fat_type == FatType::Fat32 || self.fat_range(self.fats - 1).end > volume.len() {
+        let fats_end = self.fats.checked_sub(1).map(|n| self.fat_range(n).end);
+        if fat_type == FatType::Fat32 || fats_end.is_none_or(|end| end > volume.len()) {
             return false;
         }
         for n in 0..self.fats {
-            let range = self.fat_range(n);
-            let fat = &mut volume[range];
+            let Some(fat) = volume.get_mut(self.fat_range(n)) else {
+                return false;
+            };
             for cluster in first..=last {
                 let c = cluster as usize;
                 match fat_type {
                     FatType::Fat16 => {
-                        if let Some(entry) = fat.get_mut(2 * c..2 * c + 2) {
-                            entry.copy_from_slice(&0xfff7u16.to_le_bytes());
-                        }
+                        le::put(fat, 2 * c, 2, fat_type.bad_cluster());
                     }
                     _ => {
                         let o = c + c / 2;
@@ -274,12 +377,9 @@ impl BootSector {
     pub fn used_sectors(&self, source: &Source, volume_lba: u64, partition: u32) -> Result<u64> {
         let fat_type = self.fat_type();
         let entries = u64::from(self.clusters()) + 2;
-        let fat_bytes = match fat_type {
-            FatType::Fat12 => (entries * 3).div_ceil(2),
-            FatType::Fat16 => entries * 2,
-            FatType::Fat32 => entries * 4,
-        }
-        .min(u64::from(self.sectors_per_fat) * SECTOR);
+        let fat_bytes = self
+            .fat_bytes_needed()
+            .min(u64::from(self.sectors_per_fat) * SECTOR);
         if fat_bytes > MAX_FAT_BYTES {
             return Err(Error::Fat {
                 partition,
@@ -297,12 +397,8 @@ impl BootSector {
         };
         // Never scan past the FAT actually read (a BPB may claim more
         // clusters than its FAT describes).
-        let described = match fat_type {
-            FatType::Fat12 => fat.len() * 2 / 3,
-            FatType::Fat16 => fat.len() / 2,
-            FatType::Fat32 => fat.len() / 4,
-        };
-        let last_used = (2..(entries as usize).min(described))
+        let described = fat_type.entries_in(fat.len() as u64);
+        let last_used = (2..entries.min(described) as usize)
             .rev()
             .find(|&n| in_use(n));
         Ok(match last_used {
@@ -317,21 +413,17 @@ impl BootSector {
 /// Entry `n` of a FAT of the given type (0 past the end of `fat`).
 pub fn fat_entry(fat: &[u8], fat_type: FatType, n: u32) -> u32 {
     let n = n as usize;
-    let at = |o: usize| u32::from(fat.get(o).copied().unwrap_or(0));
     match fat_type {
         FatType::Fat12 => {
-            let v = at(n + n / 2) | (at(n + n / 2 + 1) << 8);
+            let v = u32::from(le::u16_at(fat, n + n / 2));
             if n.is_multiple_of(2) {
                 v & 0xfff
             } else {
                 v >> 4
             }
         }
-        FatType::Fat16 => at(2 * n) | (at(2 * n + 1) << 8),
-        FatType::Fat32 => {
-            (at(4 * n) | at(4 * n + 1) << 8 | at(4 * n + 2) << 16 | at(4 * n + 3) << 24)
-                & 0x0fff_ffff
-        }
+        FatType::Fat16 => u32::from(le::u16_at(fat, 2 * n)),
+        FatType::Fat32 => le::u32_at(fat, 4 * n) & 0x0fff_ffff,
     }
 }
 
@@ -354,4 +446,213 @@ fn fatfs_clusters(
     let sectors_per_fat = t1.div_ceil(t2);
     let data = t0.checked_sub(2 * sectors_per_fat)?;
     Some(((data / spc) as u32, sectors_per_fat as u32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ondisk::testing::{fatfs_formats, signed_sector};
+
+    /// The first 62 bytes of `mkfs.fat -F 16 -g 3/42 -h 3192 -s 4 -r 512
+    /// -R 2 -n HYPERVISOR1 -i 1234ABCD` on 124,194 sectors (the hand-made
+    /// stick's bank 5), as `xxd -p` prints them; minfo reads it as: 4
+    /// sectors a cluster, 4 reserved sectors (mkfs.fat rounds up), 2 FATs
+    /// of 124 sectors, 512 root entries, 3 heads, 42 sectors a track,
+    /// 3,192 hidden sectors, "big size" 124,194 sectors.
+    const MKFS_FAT16: &str = "eb3c906d6b66732e66617400020404000200020000f87c00\
+        2a000300780c000022e50100800029cdab34124859504552\
+        5649534f52314641543136202020";
+
+    /// The same from `mkfs.fat -F 12 -s 1 -r 224 -R 1 -h 32` on 1,440 KiB:
+    /// minfo reads "small size" 2,880 sectors, 9 sectors a FAT, 224 root
+    /// entries, 2 heads, 18 sectors a track, 32 hidden sectors.
+    const MKFS_FAT12: &str = "eb3c906d6b66732e666174000201010002e000400bf00900\
+        120002002000000000000000000029cd2cac074e4f204e41\
+        4d45202020204641543132202020";
+
+    /// The boot sector whose first bytes `hex` gives, signed 55 AA.
+    fn sector(hex: &str) -> [u8; 512] {
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        signed_sector(&[(0, &bytes)])
+    }
+
+    #[test]
+    fn parses_what_mkfs_fat_wrote_as_minfo_reads_it() {
+        let bs = BootSector::parse(&sector(MKFS_FAT16)).unwrap();
+        let want = BootSector {
+            bytes_per_sector: 512,
+            sectors_per_cluster: 4,
+            reserved_sectors: 4,
+            fats: 2,
+            root_entries: 512,
+            total_sectors: 124_194,
+            sectors_per_fat: 124,
+            sectors_per_track: 42,
+            heads: 3,
+            hidden_sectors: 3192,
+        };
+        assert_eq!(bs, want);
+        // 4 + 2 × 124 + 32 root sectors; (124,194 − 284) / 4 clusters.
+        assert_eq!(bs.first_data_sector(), 284);
+        assert_eq!(bs.clusters(), 30_977);
+        assert_eq!(bs.fat_type(), FatType::Fat16);
+        assert_eq!(bs.cluster_bytes(), 2048);
+        assert_eq!(bs.fat_range(1), 4 * 512 + 124 * 512..4 * 512 + 248 * 512);
+
+        let floppy = BootSector::parse(&sector(MKFS_FAT12)).unwrap();
+        assert_eq!(
+            (
+                floppy.total_sectors,
+                floppy.sectors_per_fat,
+                floppy.root_entries
+            ),
+            (2880, 9, 224)
+        );
+        assert_eq!((floppy.heads, floppy.sectors_per_track), (2, 18));
+        assert_eq!(floppy.hidden_sectors, 32);
+        // 1 + 2 × 9 + 14 root sectors.
+        assert_eq!(floppy.first_data_sector(), 33);
+        assert_eq!(floppy.clusters(), 2847);
+        assert_eq!(floppy.fat_type(), FatType::Fat12);
+    }
+
+    #[test]
+    fn fields_lie_where_the_fat_specification_puts_them() {
+        let spec = [
+            (Field::BytesPerSector, 0x0b, 2),
+            (Field::SectorsPerCluster, 0x0d, 1),
+            (Field::ReservedSectors, 0x0e, 2),
+            (Field::Fats, 0x10, 1),
+            (Field::RootEntries, 0x11, 2),
+            (Field::TotalSectors16, 0x13, 2),
+            (Field::SectorsPerFat16, 0x16, 2),
+            (Field::SectorsPerTrack, 0x18, 2),
+            (Field::Heads, 0x1a, 2),
+            (Field::HiddenSectors, 0x1c, 4),
+            (Field::TotalSectors32, 0x20, 4),
+            (Field::SectorsPerFat32, 0x24, 4),
+        ];
+        for (field, offset, width) in spec {
+            assert_eq!(
+                (field.offset(), field.width()),
+                (offset, width),
+                "{field:?}"
+            );
+        }
+        let mut s = sector(MKFS_FAT16);
+        assert_eq!(Field::HiddenSectors.read(&s), 3192);
+        assert!(Field::HiddenSectors.write(&mut s, 42));
+        assert_eq!(s[0x1c..0x20], [42, 0, 0, 0]);
+        assert!(Field::Heads.write(&mut s, 0x1_0040)); // only the low 2 bytes
+        assert_eq!(s[0x1a..0x1c], [0x40, 0]);
+        assert_eq!(s[0x1c], 42);
+        assert!(!Field::SectorsPerFat32.write(&mut [0; 0x26], 1));
+    }
+
+    #[test]
+    fn refuses_boot_sectors_that_cannot_be_read() {
+        let refuse = |edit: &dyn Fn(&mut [u8; 512]), why: &str| {
+            let mut s = sector(MKFS_FAT16);
+            edit(&mut s);
+            assert_eq!(BootSector::parse(&s).unwrap_err(), why);
+        };
+        refuse(&|s| s[511] = 0, "no boot sector signature (55 AA)");
+        refuse(
+            &|s| s[0x0b..0x0d].copy_from_slice(&[0, 4]),
+            "1024 bytes per sector (esxstick handles 512)",
+        );
+        refuse(
+            &|s| s[0x0d] = 3,
+            "3 sectors per cluster is not a power of two",
+        );
+        refuse(
+            &|s| s[0x0e] = 0,
+            "no reserved sectors (the boot sector must be one)",
+        );
+        refuse(&|s| s[0x10] = 0, "it declares no FAT");
+        // 121-sector FATs leave (124,194 − 278) / 4 = 30,979 clusters,
+        // whose 30,981 entries take 61,962 bytes: more than 121 × 512.
+        refuse(
+            &|s| s[0x16] = 121,
+            "its FAT (121 sectors) is too small for its 30979 clusters",
+        );
+        refuse(
+            &|s| s[0x20..0x24].copy_from_slice(&200u32.to_le_bytes()),
+            "its metadata (284 sectors) does not fit its size (200 sectors)",
+        );
+    }
+
+    #[test]
+    fn fat_size_follows_the_entry_widths() {
+        // FAT12: 1.5 bytes an entry, rounded up; FAT16: 2; FAT32: 4.
+        assert_eq!(FatType::Fat12.fat_bytes(4087), 6131);
+        assert_eq!(FatType::Fat12.fat_bytes(2), 3);
+        assert_eq!(FatType::Fat16.fat_bytes(30_979), 61_958);
+        assert_eq!(FatType::Fat32.fat_bytes(65_527), 262_108);
+        assert_eq!(FatType::Fat12.entries_in(4608), 3072);
+        assert_eq!(FatType::Fat16.entries_in(63_487), 31_743);
+        assert_eq!(FatType::Fat32.entries_in(7), 1);
+        let bs = BootSector::parse(&sector(MKFS_FAT16)).unwrap();
+        assert_eq!(bs.fat_bytes_needed(), 61_958);
+        assert_eq!(FatType::from_clusters(4084), FatType::Fat12);
+        assert_eq!(FatType::from_clusters(4085), FatType::Fat16);
+        assert_eq!(FatType::from_clusters(65_524), FatType::Fat16);
+        assert_eq!(FatType::from_clusters(65_525), FatType::Fat32);
+    }
+
+    #[test]
+    fn bad_clusters_are_marked_as_the_specification_encodes_them() {
+        let floppy = BootSector::parse(&sector(MKFS_FAT12)).unwrap();
+        let mut volume = vec![0u8; floppy.fat_range(1).end];
+        assert!(floppy.mark_bad(&mut volume, 2, 3));
+        // FAT12 entries 2 and 3 share bytes 3–5: FF7 and FF7 → F7 7F FF.
+        for fat in [floppy.fat_range(0), floppy.fat_range(1)] {
+            assert_eq!(volume[fat.start + 3..fat.start + 6], [0xf7, 0x7f, 0xff]);
+            assert_eq!(fat_entry(&volume[fat.clone()], FatType::Fat12, 3), 0xff7);
+        }
+        let bank = BootSector::parse(&sector(MKFS_FAT16)).unwrap();
+        let mut volume = vec![0u8; bank.fat_range(1).end];
+        assert!(bank.mark_bad(&mut volume, 3, 3));
+        let fat = bank.fat_range(1);
+        assert_eq!(volume[fat.start + 4..fat.start + 8], [0, 0, 0xf7, 0xff]);
+        // FATs not wholly in the buffer: nothing changes.
+        let mut short = vec![0u8; bank.fat_range(1).end - 1];
+        assert!(!bank.mark_bad(&mut short, 3, 3));
+        assert!(short.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn fat16_format_states_what_fatfs_formats() {
+        let cases = [
+            (8160, 1, "FAT16"),       // ESXi's boot partition
+            (124_194, 4, "FAT16"),    // the hand-made stick's bank 5
+            (511_968, 8, "FAT16"),    // ESXi 4's bank
+            (3_000_000, 64, "FAT16"), // large clusters
+            (4000, 1, "FAT12"),
+            (124_194, 1, "FAT32"),    // fatfs tries FAT32 first
+            (4_200_000, 64, "FAT32"), // past FAT16's 65,524 clusters
+        ];
+        for (total, spc, fat) in cases {
+            let (label, reserved, fat_sectors) = fatfs_formats(total, spc, ROOT_ENTRIES).unwrap();
+            assert_eq!(label, fat, "fatfs on {total}/{spc}");
+            let ours = BootSector::fat16_format(total, spc, 3, 42, 7);
+            assert_eq!(ours.is_some(), fat == "FAT16", "{total}/{spc}");
+            if let Some(bs) = ours {
+                assert_eq!(bs.reserved_sectors, reserved, "{total}/{spc}");
+                assert_eq!(bs.sectors_per_fat, u32::from(fat_sectors), "{total}/{spc}");
+                assert_eq!((bs.fats, bs.root_entries), (2, 512));
+                assert_eq!(
+                    (bs.heads, bs.sectors_per_track, bs.hidden_sectors),
+                    (3, 42, 7)
+                );
+                assert_eq!(bs.total_sectors, total);
+                assert_eq!(bs.fat_type(), FatType::Fat16);
+            }
+        }
+        assert!(BootSector::fat16_format(8160, 1, 64, 32, 32).is_some());
+        assert!(BootSector::fat16_format(4000, 1, 64, 32, 32).is_none());
+    }
 }

@@ -7,6 +7,7 @@
 use crate::error::Result;
 use crate::image::source::{Source, SECTOR};
 use crate::ondisk::bpb::{fat_entry, BootSector, FatType};
+use crate::ondisk::le;
 
 /// Deepest directory nesting followed.
 const MAX_DEPTH: usize = 8;
@@ -14,6 +15,14 @@ const MAX_DEPTH: usize = 8;
 const MAX_DIR_BYTES: u64 = 2 << 20;
 /// Most problems listed before the check stops reporting.
 const MAX_PROBLEMS: usize = 20;
+/// Bytes in a directory entry.
+const DIR_ENTRY_BYTES: usize = 32;
+/// Directory entry offset of the attribute byte.
+const DIR_ATTR_AT: usize = 11;
+/// Directory entry offset of the first cluster (low 16 bits).
+const DIR_CLUSTER_AT: usize = 26;
+/// Directory entry offset of the file size.
+const DIR_SIZE_AT: usize = 28;
 
 /// Something wrong with a FAT volume.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,11 +93,7 @@ pub fn scan(source: &Source, start: u64, sectors: u64) -> Result<Scan> {
     }
     // Only the entries that describe clusters are read (a FAT may be
     // declared larger), and at most two copies are compared.
-    let entries = u64::from(bs.clusters()) + 2;
-    let needed = match bs.fat_type() {
-        FatType::Fat16 => entries * 2,
-        _ => (entries * 3).div_ceil(2),
-    };
+    let needed = bs.fat_bytes_needed();
     let mut fats = Vec::new();
     for n in 0..bs.fats.min(2) {
         let range = bs.fat_range(n);
@@ -111,7 +116,7 @@ pub fn scan(source: &Source, start: u64, sectors: u64) -> Result<Scan> {
     }
     let root_start =
         start + u64::from(bs.reserved_sectors) + u64::from(bs.fats) * u64::from(bs.sectors_per_fat);
-    let mut root = vec![0; usize::from(bs.root_entries) * 32];
+    let mut root = vec![0; usize::from(bs.root_entries) * DIR_ENTRY_BYTES];
     source.read_at(root_start * SECTOR, &mut root, "the root directory")?;
     checker.directory(&root, "", 0)?;
     checker.lost_clusters();
@@ -217,8 +222,8 @@ impl Checker<'_> {
 
     fn directory(&mut self, data: &[u8], prefix: &str, depth: usize) -> Result<()> {
         let cluster_bytes = self.bs.cluster_bytes();
-        for raw in data.chunks_exact(32) {
-            let (first_byte, attr) = (raw[0], raw[11]);
+        for raw in data.chunks_exact(DIR_ENTRY_BYTES) {
+            let (first_byte, attr) = (raw[0], raw[DIR_ATTR_AT]);
             if first_byte == 0 {
                 break;
             }
@@ -230,8 +235,8 @@ impl Checker<'_> {
                 continue;
             }
             let path = format!("{prefix}{name}");
-            let first = u32::from(u16::from_le_bytes([raw[26], raw[27]]));
-            let size = u64::from(u32::from_le_bytes([raw[28], raw[29], raw[30], raw[31]]));
+            let first = u32::from(le::u16_at(raw, DIR_CLUSTER_AT));
+            let size = u64::from(le::u32_at(raw, DIR_SIZE_AT));
             let is_dir = attr & 0x10 != 0;
             if first == 0 {
                 if size != 0 || is_dir {

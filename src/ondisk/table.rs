@@ -1,27 +1,27 @@
-//! The partition table: MBR with its extended/EBR chain (via mbrman) or GPT
-//! (via gpt), checked against the size of the source.
+//! The partition table, whichever its scheme: what [`read`] finds on a
+//! source (checked against the size of the source), and what a
+//! [`TableSpec`] serialises for a target. The schemes' own structures are
+//! in [`mbr`] (MBR with its extended/EBR chain, via mbrman) and [`gpt`]
+//! (via the gpt crate).
 //!
 //! Entry numbers are kept as the table has them: ESXi's entries are not in
 //! disk order (entry 4 lies first) and its boot code finds the bootbanks by
 //! number.
 
-use std::collections::HashSet;
+use std::io;
 
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::image::source::{Source, SECTOR};
+use crate::ondisk::recorder::Recorder;
+use crate::ondisk::{gpt, mbr, signed};
 
-/// Most logical partitions followed in an EBR chain before giving up.
-const MAX_LOGICAL: usize = 128;
-/// Logical partitions read from a stream: 5 and 6, the bootbanks.
-const STREAM_LOGICAL: usize = 2;
-/// Disk size assumed while the size of a stream is unknown.
-const UNKNOWN_SECTORS: u64 = crate::image::source::UNKNOWN_LEN / SECTOR;
-/// Most GPT entries accepted (the usual table has 128).
-const MAX_GPT_ENTRIES: u32 = 1024;
-/// Size of a GPT partition entry that esxstick (and the gpt crate) reads.
-const GPT_ENTRY_SIZE: u32 = 128;
+/// Bytes from the start of the disk that make a partition table valid:
+/// sector 0 (the MBR, or GPT's protective MBR) and sector 1 (the primary
+/// GPT header). A writer puts them on the disk last, once everything
+/// else is synced.
+pub const COMMIT_BYTES: u64 = 2 * SECTOR;
 
 /// The partitioning scheme of a disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -49,12 +49,24 @@ pub const GPT_EFI_SYSTEM: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
 pub const GPT_BASIC_DATA: &str = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7";
 /// GPT type GUID of a VMware diagnostic (vmkcore) partition.
 pub const GPT_VMKCORE: &str = "9D275380-40AD-11DB-BF97-000C2911D1B8";
+/// MBR type of a FAT16 partition under 32 MiB, the type ESXi gives its
+/// boot partition (entry 4).
+pub const MBR_FAT16_SMALL: u8 = 0x04;
+/// MBR type of an extended partition, the container of the EBR chain.
+pub const MBR_EXTENDED: u8 = 0x05;
+/// MBR type of a FAT16 partition (ESXi's bootbanks).
+pub const MBR_FAT16: u8 = 0x06;
+/// MBR type of a GPT's protective entry.
+pub const MBR_PROTECTIVE: u8 = 0xee;
 
 impl PartitionType {
     /// Whether this is an MBR extended-partition container (the same set
     /// of types mbrman follows).
     pub fn is_extended(&self) -> bool {
-        matches!(self, PartitionType::Mbr(0x05 | 0x0f | 0x85 | 0xc5 | 0xd5))
+        matches!(
+            self,
+            PartitionType::Mbr(MBR_EXTENDED | 0x0f | 0x85 | 0xc5 | 0xd5)
+        )
     }
 
     /// Whether the type promises a FAT file system.
@@ -69,9 +81,9 @@ impl PartitionType {
     pub fn name(&self) -> &'static str {
         match self {
             PartitionType::Mbr(0x01) => "FAT12",
-            PartitionType::Mbr(0x04) => "FAT16 <32M",
-            PartitionType::Mbr(0x05 | 0x0f | 0x85 | 0xc5 | 0xd5) => "extended",
-            PartitionType::Mbr(0x06) => "FAT16",
+            PartitionType::Mbr(MBR_FAT16_SMALL) => "FAT16 <32M",
+            PartitionType::Mbr(MBR_EXTENDED | 0x0f | 0x85 | 0xc5 | 0xd5) => "extended",
+            PartitionType::Mbr(MBR_FAT16) => "FAT16",
             PartitionType::Mbr(0x0b | 0x0c) => "FAT32",
             PartitionType::Mbr(0x0e) => "FAT16 LBA",
             PartitionType::Mbr(0xfb) => "VMFS",
@@ -150,287 +162,67 @@ impl PartitionTable {
 pub fn read(source: &Source) -> Result<PartitionTable> {
     let disk_sectors = source.len() / SECTOR;
     if disk_sectors < 2 {
-        return Err(Error::NotADiskImage(format!(
-            "{} bytes is too small to hold a partition table",
-            source.len()
-        )));
+        return Err(Error::NotADiskImage(NotADisk::TooSmall {
+            bytes: source.len(),
+        }));
     }
-    let mbr = source.read_sector(0, "the MBR")?;
-    if mbr[510..512] != [0x55, 0xaa] {
-        return Err(Error::NotADiskImage(
-            "sector 0 has no MBR signature (55 AA)".to_string(),
-        ));
+    let sector0 = source.read_sector(0, "the MBR")?;
+    if !signed(&sector0) {
+        return Err(Error::NotADiskImage(NotADisk::NoSignature));
     }
-    if (mbr[0] == 0xeb || mbr[0] == 0xe9) && crate::ondisk::bpb::BootSector::parse(&mbr).is_ok() {
-        return Err(Error::NotADiskImage(
-            "sector 0 holds a FAT file system, not a partition table (an unpartitioned \
-             \"superfloppy\"); esxstick needs a partitioned ESXi disk"
-                .to_string(),
-        ));
+    let jumps = matches!(sector0.first(), Some(0xeb | 0xe9));
+    if jumps && crate::ondisk::bpb::BootSector::parse(&sector0).is_ok() {
+        return Err(Error::NotADiskImage(NotADisk::Superfloppy));
     }
-    let protective = (0..4).any(|i| mbr[446 + 16 * i + 4] == 0xee);
+    let protective = (0..4).any(|i| mbr::entry(&sector0, i).sys == MBR_PROTECTIVE);
     let streamed = source.known_len().is_none();
     let mut table = match (protective, streamed) {
         // The backup GPT lies at the very end: its check would need the
         // whole stream.
-        (true, true) => {
-            return Err(Error::Table(
-                "a GPT image (ESXi 5 and later) inside a compressed stream: esxstick reads \
-                 GPT images uncompressed only; decompress it first"
-                    .to_string(),
-            ))
-        }
-        (true, false) => read_gpt(source, disk_sectors)?,
-        (false, false) => read_mbr(source, disk_sectors)?,
-        (false, true) => read_mbr_head(source, &mbr)?,
+        (true, true) => return Err(Error::Table(TableProblem::GptInStream)),
+        (true, false) => gpt::read(source, disk_sectors)?,
+        (false, false) => mbr::read(source, disk_sectors)?,
+        (false, true) => mbr::read_head(source, &sector0)?,
     };
-    table.boot_code = mbr[..440].to_vec();
+    table.boot_code = mbr::boot_code(&sector0).to_vec();
     table.partitions.sort_by_key(|p| p.number);
     check_bounds(&table)?;
     Ok(table)
 }
 
-fn read_mbr(source: &Source, disk_sectors: u64) -> Result<PartitionTable> {
-    walk_ebr_chain(source, disk_sectors, MAX_LOGICAL)?;
-    let mbr = mbrman::MBR::read_from(&mut source.reader(), SECTOR as u32).map_err(|e| match e {
-        mbrman::Error::Io(e) => read_err("the partition table", 0, e),
-        other => Error::Table(format!("MBR: {other}")),
-    })?;
-    let partitions = mbr
-        .iter()
-        .filter(|(_, p)| p.is_used())
-        .map(|(i, p)| Partition {
-            number: i as u32,
-            kind: PartitionType::Mbr(p.sys),
-            start: u64::from(p.starting_lba),
-            sectors: u64::from(p.sectors),
-            active: p.is_active(),
-        })
-        .collect();
-    Ok(PartitionTable {
-        scheme: Scheme::Mbr,
-        disk_sectors,
-        partitions,
-        boot_code: Vec::new(),
-    })
-}
-
-/// The head of an MBR table in a stream: the primary entries and the
-/// logical partitions up to 6, the alternate bootbank. mbrman would walk
-/// the whole EBR chain, whose last links lie hundreds of MiB further
-/// (partition 8's EBR at 643 MB on ESXi images): in a stream, that means
-/// decompressing all of it. The disk is taken to end where its last
-/// partition found does.
-fn read_mbr_head(source: &Source, mbr: &[u8; 512]) -> Result<PartitionTable> {
-    let logical = walk_ebr_chain(source, UNKNOWN_SECTORS, STREAM_LOGICAL)?;
-    let primary = (0..4).filter_map(|i| {
-        let e = entry(mbr, i);
-        (e.sys != 0).then(|| e.partition(i as u32 + 1, 0))
-    });
-    let partitions: Vec<Partition> = primary.chain(logical).collect();
-    Ok(PartitionTable {
-        scheme: Scheme::Mbr,
-        disk_sectors: partitions.iter().map(|p| p.end() + 1).max().unwrap_or(1),
-        partitions,
-        boot_code: Vec::new(),
-    })
-}
-
-/// Follows the EBR chain (before mbrman does, so that loops, links past
-/// the end and overflowing sector numbers are reported precisely and
-/// never reach mbrman's arithmetic), for at most `max` logical
-/// partitions; returns those.
-fn walk_ebr_chain(source: &Source, disk_sectors: u64, max: usize) -> Result<Vec<Partition>> {
-    let mbr = source.read_sector(0, "the MBR")?;
-    if let Some(i) = (0..4).find(|&i| entry(&mbr, i).sys != 0 && entry(&mbr, i).start == 0) {
-        return Err(Error::Table(format!(
-            "MBR entry {} starts at sector 0, on top of the MBR itself",
-            i + 1
-        )));
-    }
-    // mbrman follows the first extended entry in table order; so do we.
-    let Some(ext) = (0..4)
-        .map(|i| entry(&mbr, i))
-        .find(|e| PartitionType::Mbr(e.sys).is_extended())
-    else {
-        return Ok(Vec::new());
-    };
-    let mut seen = HashSet::new();
-    let mut rel: u64 = 0;
-    let mut logical_found = Vec::new();
-    for count in 0.. {
-        let lba = ext.start + rel;
-        if lba >= disk_sectors || lba > u64::from(u32::MAX) {
-            return Err(Error::Table(format!(
-                "the EBR chain links to sector {lba}, past the end of the disk ({disk_sectors} sectors); is the image truncated?"
-            )));
-        }
-        let ebr = source.read_sector(lba, "an EBR")?;
-        if ebr[510..512] != [0x55, 0xaa] {
-            if rel == 0 {
-                return Ok(logical_found); // an empty extended partition needs no EBR
-            }
-            return Err(Error::Table(format!(
-                "the EBR at sector {lba} has no signature (55 AA)"
-            )));
-        }
-        let logical = entry(&ebr, 0);
-        if logical.sys != 0 && logical.start == 0 {
-            return Err(Error::Table(format!(
-                "the logical partition described at sector {lba} starts on its own EBR"
-            )));
-        }
-        if lba + logical.start > u64::from(u32::MAX) {
-            return Err(Error::Table(format!(
-                "the logical partition described at sector {lba} starts beyond 2 TiB"
-            )));
-        }
-        if logical.sys != 0 {
-            logical_found.push(logical.partition(5 + count as u32, lba));
-        }
-        let next = entry(&ebr, 1);
-        if next.start == 0 {
-            return Ok(logical_found);
-        }
-        if !seen.insert(rel) || next.start <= rel {
-            return Err(Error::Table(format!(
-                "the EBR chain loops: the EBR at sector {lba} links back to sector {}",
-                ext.start + next.start
-            )));
-        }
-        if count + 1 >= MAX_LOGICAL {
-            return Err(Error::Table(format!(
-                "the EBR chain holds more than {MAX_LOGICAL} logical partitions"
-            )));
-        }
-        if logical_found.len() >= max {
-            return Ok(logical_found);
-        }
-        rel = next.start;
-    }
-    Ok(logical_found)
-}
-
-/// A 16-byte MBR/EBR partition entry, as the chain walk reads it.
-struct RawEntry {
-    active: bool,
-    sys: u8,
-    start: u64,
-    sectors: u64,
-}
-
-impl RawEntry {
-    /// The partition this entry describes, numbered `number`; `base` is
-    /// the sector its start counts from (an EBR's own sector, or 0).
-    fn partition(&self, number: u32, base: u64) -> Partition {
-        Partition {
-            number,
-            kind: PartitionType::Mbr(self.sys),
-            start: base + self.start,
-            sectors: self.sectors,
-            active: self.active,
-        }
-    }
-}
-
-fn entry(sector: &[u8; 512], i: usize) -> RawEntry {
-    let off = 446 + 16 * i;
-    let le =
-        |o: usize| u32::from_le_bytes([sector[o], sector[o + 1], sector[o + 2], sector[o + 3]]);
-    RawEntry {
-        active: sector[off] & 0x80 != 0,
-        sys: sector[off + 4],
-        start: u64::from(le(off + 8)),
-        sectors: u64::from(le(off + 12)),
-    }
-}
-
-fn read_gpt(source: &Source, disk_sectors: u64) -> Result<PartitionTable> {
-    // The gpt crate trusts the entry size and count of a header whose CRC
-    // it has yet to check; refuse absurd values before it sees them.
-    for lba in [1, disk_sectors - 1] {
-        let header = source.read_sector(lba, "a GPT header")?;
-        if &header[..8] != b"EFI PART" {
-            continue;
-        }
-        let le =
-            |o: usize| u32::from_le_bytes([header[o], header[o + 1], header[o + 2], header[o + 3]]);
-        let (count, size) = (le(80), le(84));
-        if size != GPT_ENTRY_SIZE || count > MAX_GPT_ENTRIES {
-            return Err(Error::Table(format!(
-                "the GPT header at sector {lba} declares {count} entries of {size} bytes \
-                 (esxstick reads up to {MAX_GPT_ENTRIES} entries of {GPT_ENTRY_SIZE} bytes)"
-            )));
-        }
-    }
-    let disk = gpt::GptConfig::new()
-        .writable(false)
-        .logical_block_size(gpt::disk::LogicalBlockSize::Lb512)
-        .open_from_device(source.reader())
-        .map_err(|e| Error::Table(gpt_message(&e)))?;
-    let partitions = disk
-        .partitions()
-        .iter()
-        .map(|(number, p)| {
-            let sectors = p
-                .last_lba
-                .checked_sub(p.first_lba)
-                .and_then(|n| n.checked_add(1))
-                .ok_or_else(|| {
-                    Error::Table(format!(
-                        "GPT partition {number} ends (sector {}) before it starts (sector {})",
-                        p.last_lba, p.first_lba
-                    ))
-                })?;
-            Ok(Partition {
-                number: *number,
-                kind: PartitionType::Gpt(p.part_type_guid.guid.to_string().to_uppercase()),
-                start: p.first_lba,
-                sectors,
-                active: p.flags & (1 << 2) != 0,
-            })
-        })
-        .collect::<Result<_>>()?;
-    Ok(PartitionTable {
-        scheme: Scheme::Gpt,
-        disk_sectors,
-        partitions,
-        boot_code: Vec::new(),
-    })
-}
-
 /// Every partition non-empty, inside the disk, logical ones inside their
 /// extended partition, and no two data partitions overlapping.
 fn check_bounds(table: &PartitionTable) -> Result<()> {
+    let problem = |p| Err(Error::Table(p));
     for p in &table.partitions {
         if p.sectors == 0 {
-            return Err(Error::Table(format!(
-                "partition {} has zero length",
-                p.number
-            )));
+            return problem(TableProblem::Empty {
+                partition: p.number,
+            });
         }
         if p.start
             .checked_add(p.sectors)
             .is_none_or(|end| end > table.disk_sectors)
         {
-            return Err(Error::Table(format!(
-                "partition {} (sectors {}..{}) extends past the end of the image \
-                 ({} sectors); is the image truncated?",
-                p.number,
-                p.start,
-                p.end(),
-                table.disk_sectors
-            )));
+            return problem(TableProblem::PastEnd {
+                partition: p.number,
+                start: p.start,
+                end: p.end(),
+                disk_sectors: table.disk_sectors,
+            });
         }
     }
     if let Some(ext) = table.partitions.iter().find(|p| p.kind.is_extended()) {
-        for p in table.partitions.iter().filter(|p| p.number > 4) {
-            if p.start < ext.start || p.end() > ext.end() {
-                return Err(Error::Table(format!(
-                    "logical partition {} lies outside the extended partition {}",
-                    p.number, ext.number
-                )));
-            }
+        let outside = table
+            .partitions
+            .iter()
+            .filter(|p| p.number > 4)
+            .find(|p| p.start < ext.start || p.end() > ext.end());
+        if let Some(p) = outside {
+            return problem(TableProblem::OutsideExtended {
+                partition: p.number,
+                extended: ext.number,
+            });
         }
     }
     let mut data: Vec<&Partition> = table
@@ -442,31 +234,346 @@ fn check_bounds(table: &PartitionTable) -> Result<()> {
     for pair in data.windows(2) {
         if let [a, b] = pair {
             if b.start <= a.end() {
-                return Err(Error::Table(format!(
-                    "partitions {} and {} overlap",
-                    a.number, b.number
-                )));
+                return problem(TableProblem::Overlap {
+                    first: a.number,
+                    second: b.number,
+                });
             }
         }
     }
     Ok(())
 }
 
-/// The gpt crate's error, worded for users ("GPT IO Error: …" reads as
-/// a disk failure when it is a damaged table).
-fn gpt_message(e: &gpt::GptError) -> String {
-    let text = e.to_string().replace("IO Error: ", "");
-    if text.starts_with("GPT") {
-        text
+/// Why a source is not a partitioned disk image at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotADisk {
+    /// Less than the two sectors a table needs.
+    #[error("{bytes} bytes is too small to hold a partition table")]
+    TooSmall {
+        /// The source's size in bytes.
+        bytes: u64,
+    },
+    /// Sector 0 lacks the 55 AA signature.
+    #[error("sector 0 has no MBR signature (55 AA)")]
+    NoSignature,
+    /// Sector 0 is a FAT boot sector: a volume without a table.
+    #[error(
+        "sector 0 holds a FAT file system, not a partition table (an unpartitioned \
+         \"superfloppy\"); esxstick needs a partitioned ESXi disk"
+    )]
+    Superfloppy,
+}
+
+/// What is wrong with a partition table that esxstick reads. Sectors are
+/// absolute (LBA) unless a field says otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TableProblem {
+    /// A GPT inside a compressed stream, whose backup table lies at the
+    /// very end.
+    #[error(
+        "a GPT image (ESXi 5 and later) inside a compressed stream: esxstick reads \
+         GPT images uncompressed only; decompress it first"
+    )]
+    GptInStream,
+    /// mbrman refused the MBR.
+    #[error("MBR: {reason}")]
+    Mbr {
+        /// mbrman's message.
+        reason: String,
+    },
+    /// A primary entry starts at sector 0.
+    #[error("MBR entry {entry} starts at sector 0, on top of the MBR itself")]
+    OnTheMbr {
+        /// The entry's number (1–4).
+        entry: u32,
+    },
+    /// An EBR link leads past the end of the disk (or of MBR addressing).
+    #[error(
+        "the EBR chain links to sector {lba}, past the end of the disk ({disk_sectors} sectors); \
+         is the image truncated?"
+    )]
+    EbrPastEnd {
+        /// Where the link leads.
+        lba: u64,
+        /// The disk's size.
+        disk_sectors: u64,
+    },
+    /// A linked EBR lacks the 55 AA signature.
+    #[error("the EBR at sector {lba} has no signature (55 AA)")]
+    EbrUnsigned {
+        /// The EBR's sector.
+        lba: u64,
+    },
+    /// A logical partition starts on the EBR describing it.
+    #[error("the logical partition described at sector {lba} starts on its own EBR")]
+    OnItsEbr {
+        /// The EBR's sector.
+        lba: u64,
+    },
+    /// A logical partition starts beyond what MBR entries address.
+    #[error("the logical partition described at sector {lba} starts beyond 2 TiB")]
+    Beyond2TiB {
+        /// The EBR's sector.
+        lba: u64,
+    },
+    /// An EBR links back to one already followed.
+    #[error("the EBR chain loops: the EBR at sector {lba} links back to sector {target}")]
+    EbrLoop {
+        /// The EBR holding the link.
+        lba: u64,
+        /// Where the link leads.
+        target: u64,
+    },
+    /// More logical partitions than esxstick follows
+    /// ([`mbr::MAX_LOGICAL`]).
+    #[error(
+        "the EBR chain holds more than {} logical partitions",
+        mbr::MAX_LOGICAL
+    )]
+    TooManyLogical,
+    /// A GPT header declares an entry array esxstick does not read (more
+    /// than [`gpt::MAX_ENTRIES`], or not of [`gpt::ENTRY_SIZE`] bytes).
+    #[error(
+        "the GPT header at sector {lba} declares {count} entries of {size} bytes \
+         (esxstick reads up to {} entries of {} bytes)",
+        gpt::MAX_ENTRIES,
+        gpt::ENTRY_SIZE
+    )]
+    GptEntries {
+        /// The header's sector.
+        lba: u64,
+        /// Entries it declares.
+        count: u32,
+        /// Entry size it declares, in bytes.
+        size: u32,
+    },
+    /// The gpt crate refused the GPT.
+    #[error("{}", gpt_wording(.reason))]
+    Gpt {
+        /// The gpt crate's message, without its "IO Error: " (it reads as
+        /// a disk failure when it is a damaged table).
+        reason: String,
+    },
+    /// A GPT entry's last sector lies before its first.
+    #[error("GPT partition {partition} ends (sector {last}) before it starts (sector {first})")]
+    Backwards {
+        /// The entry's number.
+        partition: u32,
+        /// Its first sector.
+        first: u64,
+        /// Its last sector.
+        last: u64,
+    },
+    /// A partition of no sectors.
+    #[error("partition {partition} has zero length")]
+    Empty {
+        /// The partition's number.
+        partition: u32,
+    },
+    /// A partition reaching past the end of the image.
+    #[error(
+        "partition {partition} (sectors {start}..{end}) extends past the end of the image \
+         ({disk_sectors} sectors); is the image truncated?"
+    )]
+    PastEnd {
+        /// The partition's number.
+        partition: u32,
+        /// Its first sector.
+        start: u64,
+        /// Its last sector.
+        end: u64,
+        /// The image's size.
+        disk_sectors: u64,
+    },
+    /// A logical partition outside its extended partition.
+    #[error("logical partition {partition} lies outside the extended partition {extended}")]
+    OutsideExtended {
+        /// The logical partition's number.
+        partition: u32,
+        /// The extended partition's number.
+        extended: u32,
+    },
+    /// Two data partitions sharing sectors.
+    #[error("partitions {first} and {second} overlap")]
+    Overlap {
+        /// The one starting first.
+        first: u32,
+        /// The other.
+        second: u32,
+    },
+}
+
+/// The gpt crate's message as users read it: prefixed "GPT: " unless it
+/// names the GPT already.
+fn gpt_wording(reason: &str) -> String {
+    if reason.starts_with("GPT") {
+        reason.to_string()
     } else {
-        format!("GPT: {text}")
+        format!("GPT: {reason}")
     }
 }
 
-fn read_err(what: &str, offset: u64, source: std::io::Error) -> Error {
-    Error::Read {
-        what: what.to_string(),
-        offset,
-        source,
+/// A CHS address as MBR entries store it: cylinder, head, sector
+/// (sectors count from 1).
+pub type Chs = [u32; 3];
+
+/// A partition table to write: plain data, serialised by [`mbr`] or
+/// [`gpt`] with [`TableSpec::sectors`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSpec {
+    /// MBR or GPT.
+    pub scheme: Scheme,
+    /// The disk size the table is made for, in sectors (an MBR records it;
+    /// a GPT goes at the end of whatever disk it is serialised for).
+    pub disk_sectors: u64,
+    /// The entries, each with the number it keeps.
+    pub entries: Vec<TableEntry>,
+    /// Boot code for sector 0; its first 440 bytes are used (zero-filled
+    /// when shorter).
+    pub boot_code: Vec<u8>,
+    /// The MBR's disk signature (unused by GPT).
+    pub disk_signature: u32,
+}
+
+/// One entry of a [`TableSpec`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableEntry {
+    /// Number, type, extent and boot flag. Numbers 1–4 are MBR primary
+    /// entries, 5 and up logical ones (each with its EBR).
+    pub partition: Partition,
+    /// CHS of the first sector (MBR only).
+    pub chs_start: Chs,
+    /// CHS of the last sector (MBR only).
+    pub chs_end: Chs,
+    /// The EBR describing a logical partition (MBR only). Without one, a
+    /// logical partition's EBR is taken to be its own first sector.
+    pub ebr: Option<Ebr>,
+}
+
+/// Where an EBR lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ebr {
+    /// Its sector.
+    pub lba: u64,
+    /// That sector's CHS address.
+    pub chs: Chs,
+}
+
+impl TableSpec {
+    /// The table's bytes on a disk of `disk_sectors` (which may be larger
+    /// than [`TableSpec::disk_sectors`]: a GPT's backup belongs in the
+    /// disk's last sectors), as (byte offset, bytes) in the order to write
+    /// them: as the serialiser wrote them, but the sectors below
+    /// [`COMMIT_BYTES`] last. MBR (by mbrman): the EBRs, then the MBR.
+    /// GPT (by gpt): the backup entries and header, the primary entries,
+    /// then the primary header and the protective MBR.
+    pub fn sectors(&self, disk_sectors: u64) -> io::Result<Vec<(u64, Vec<u8>)>> {
+        let mut disk = Recorder::new(disk_sectors * SECTOR);
+        match self.scheme {
+            Scheme::Mbr => mbr::record(self, &mut disk)?,
+            Scheme::Gpt => gpt::record(self, &mut disk)?,
+        }
+        let (commit, mut rest): (Vec<_>, Vec<_>) = disk
+            .into_chunks()
+            .into_iter()
+            .partition(|(at, _)| *at < COMMIT_BYTES);
+        rest.extend(commit);
+        Ok(rest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ondisk::testing::{disk, signed_sector};
+
+    /// An MBR with entries (slot, type, start, sectors), built by hand.
+    fn mbr(entries: &[(usize, u8, u32, u32)]) -> [u8; 512] {
+        let mut s = signed_sector(&[]);
+        for &(slot, sys, start, sectors) in entries {
+            let at = 446 + 16 * slot;
+            s[at + 4] = sys;
+            s[at + 8..at + 12].copy_from_slice(&start.to_le_bytes());
+            s[at + 12..at + 16].copy_from_slice(&sectors.to_le_bytes());
+        }
+        s
+    }
+
+    fn refusal(sectors: u64, sector0: &[u8]) -> String {
+        let (_file, source) = disk(sectors, &[(0, sector0)]);
+        read(&source).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_partitioned_disk() {
+        assert_eq!(
+            refusal(1, &[]),
+            "not a disk image: 512 bytes is too small to hold a partition table"
+        );
+        assert_eq!(
+            refusal(100, &[1; 512]),
+            "not a disk image: sector 0 has no MBR signature (55 AA)"
+        );
+        // A FAT volume that fatfs formats on the whole disk.
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.as_file().set_len(8160 * SECTOR).unwrap();
+        let options = fatfs::FormatVolumeOptions::new();
+        fatfs::format_volume(file.as_file_mut(), options).unwrap();
+        let source = Source::open(file.path()).unwrap();
+        let err = read(&source).unwrap_err().to_string();
+        assert!(err.starts_with("not a disk image: sector 0 holds a FAT file system"));
+        assert!(err.contains("\"superfloppy\""), "{err}");
+    }
+
+    #[test]
+    fn refuses_partitions_out_of_bounds_naming_them() {
+        assert_eq!(
+            refusal(4000, &mbr(&[(3, 0x04, 32, 8160)])),
+            "bad partition table: partition 4 (sectors 32..8191) extends past the end of the \
+             image (4000 sectors); is the image truncated?"
+        );
+        assert_eq!(
+            refusal(9000, &mbr(&[(3, 0x04, 32, 8160), (2, 0x06, 100, 50)])),
+            "bad partition table: partitions 4 and 3 overlap"
+        );
+        assert_eq!(
+            refusal(9000, &mbr(&[(3, 0x04, 32, 8160), (0, 0x06, 8192, 0)])),
+            "bad partition table: partition 1 has zero length"
+        );
+        // A logical partition (5) reaching past its extended partition.
+        let ebr = signed_sector(&[(446 + 4, &[0x06]), (446 + 8, &[32]), (446 + 12, &[200])]);
+        let (_f, source) = disk(
+            9000,
+            &[(0, &mbr(&[(0, 0x05, 8192, 100)])), (8192 * 512, &ebr)],
+        );
+        assert_eq!(
+            read(&source).unwrap_err().to_string(),
+            "bad partition table: logical partition 5 lies outside the extended partition 1"
+        );
+    }
+
+    #[test]
+    fn partition_types_name_what_esxi_uses() {
+        assert!(PartitionType::Mbr(MBR_EXTENDED).is_extended());
+        assert!(PartitionType::Mbr(0x0f).is_extended());
+        assert!(!PartitionType::Mbr(MBR_FAT16).is_extended());
+        assert!(PartitionType::Mbr(MBR_FAT16_SMALL).is_fat());
+        assert!(!PartitionType::Mbr(0xfc).is_fat());
+        assert!(PartitionType::Gpt(GPT_BASIC_DATA.into()).is_fat());
+        assert!(!PartitionType::Gpt(GPT_VMKCORE.into()).is_fat());
+        assert_eq!(PartitionType::Mbr(0x04).code(), "0x04");
+        assert_eq!(PartitionType::Mbr(0xfc).name(), "vmkcore");
+        assert_eq!(
+            PartitionType::Gpt(GPT_EFI_SYSTEM.into()).name(),
+            "EFI system"
+        );
+        let p = Partition {
+            number: 5,
+            kind: PartitionType::Mbr(MBR_FAT16),
+            start: 8224,
+            sectors: 511_968,
+            active: false,
+        };
+        assert_eq!((p.end(), p.bytes()), (520_191, 262_127_616));
     }
 }

@@ -61,7 +61,7 @@ pub fn plan_of_stick(stick: &Source, payload: &Payload, layout: Option<&str>) ->
                 && plan
                     .partitions
                     .iter()
-                    .all(|p| t.get(p.entry) == Some(&crate::stick::write::as_partition(p)))
+                    .all(|p| t.get(p.entry) == Some(&p.partition()))
         });
         if matches {
             return Ok(plan);

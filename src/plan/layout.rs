@@ -30,6 +30,110 @@ pub const DEFAULT: &str = "esxi-native";
 
 /// Largest layout file accepted.
 const MAX_FILE_BYTES: u64 = 64 * 1024;
+/// Largest alignment, fixed boot start or boot minimum, in sectors (1 GiB).
+const MAX_SECTORS: u64 = 1 << 21;
+/// Largest bank headroom, in bytes (1 TiB).
+const MAX_HEADROOM: u64 = 1 << 40;
+
+/// What is wrong with a layout, or with a layout for this image. `origin`
+/// and `name` say which layout: its name, or the path it was read from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LayoutProblem {
+    /// The text is not a layout file.
+    #[error("{origin}: {message}")]
+    Syntax {
+        /// The layout.
+        origin: String,
+        /// The TOML parser's message.
+        message: String,
+    },
+    /// The layout breaks one of the rules every layout keeps.
+    #[error("{origin}: {rule}")]
+    Rule {
+        /// The layout.
+        origin: String,
+        /// The rule broken.
+        rule: LayoutRule,
+    },
+    /// No built-in layout has the name, and no file the path.
+    #[error(
+        "no layout named {name:?} and no such file (built-in layouts: {})",
+        BUILTIN.map(|(n, _)| n).join(", ")
+    )]
+    Unknown {
+        /// The name or path given.
+        name: String,
+    },
+    /// The layout file is larger than any layout.
+    #[error("{name}: {bytes} bytes is too large for a layout file")]
+    TooLarge {
+        /// The path given.
+        name: String,
+        /// The file's size.
+        bytes: u64,
+    },
+    /// An MBR layout for a GPT image.
+    #[error(
+        "layout {name} is for ESXi 3.5/4.x (MBR) images; this ESXi 5+ GPT image needs gpt-minimal"
+    )]
+    NeedsMbrImage {
+        /// The layout.
+        name: String,
+    },
+    /// A GPT layout for an MBR image.
+    #[error("layout {name} is for ESXi 5+ GPT images; this is an ESXi 3.5/4.x MBR image")]
+    NeedsGptImage {
+        /// The layout.
+        name: String,
+    },
+    /// The bank has more files than a FAT16 root directory can list.
+    #[error("the bank holds {files} files, more than a FAT16 root directory takes")]
+    TooManyFiles {
+        /// Files in the bank.
+        files: usize,
+    },
+    /// A plan names a bank without a table entry for it.
+    #[error("the plan has a bank {entry} but no partition {entry}")]
+    NoEntry {
+        /// The bank's entry number.
+        entry: u32,
+    },
+}
+
+/// A rule that every layout keeps.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LayoutRule {
+    /// Heads 1–255, sectors per track 1–63.
+    #[error("geometry needs 1–255 heads and 1–63 sectors per track")]
+    Geometry,
+    /// An alignment beyond 1 GiB.
+    #[error("alignment.{field} of {sectors} sectors is beyond 1 GiB")]
+    Alignment {
+        /// `start`, `end` or `ebr_gap`.
+        field: &'static str,
+        /// Its value.
+        sectors: u64,
+    },
+    /// The boot partition in the entry ESXi does not look in.
+    #[error(
+        "ESXi finds its partitions by number: the boot partition must be entry {entry} on {scheme:?}"
+    )]
+    BootEntry {
+        /// The entry the scheme needs.
+        entry: u32,
+        /// The layout's scheme.
+        scheme: TargetScheme,
+    },
+    /// A fixed boot start on the table, or beyond 1 GiB.
+    #[error("boot.start must be between {first} and {}", MAX_SECTORS)]
+    BootStart {
+        /// The first sector past the table.
+        first: u64,
+    },
+    /// A boot minimum or bank headroom beyond reason.
+    #[error("boot.min_sectors or banks.min_headroom is absurdly large")]
+    Absurd,
+}
 
 /// A partitioning scheme for the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,46 +273,56 @@ pub struct Summary {
 impl Layout {
     /// Parses and checks a layout file's text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Layout> {
-        let layout: Layout = toml::from_str(text)
-            .map_err(|e| Error::Layout(format!("{origin}: {}", e.message())))?;
-        layout
-            .check()
-            .map_err(|m| Error::Layout(format!("{origin}: {m}")))?;
+        let layout: Layout = toml::from_str(text).map_err(|e| {
+            Error::Layout(LayoutProblem::Syntax {
+                origin: origin.to_string(),
+                message: e.message().to_string(),
+            })
+        })?;
+        layout.check().map_err(|rule| {
+            Error::Layout(LayoutProblem::Rule {
+                origin: origin.to_string(),
+                rule,
+            })
+        })?;
         Ok(layout)
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), LayoutRule> {
         let g = self.geometry;
         if !(1..=255).contains(&g.heads) || !(1..=63).contains(&g.sectors_per_track) {
-            return Err("geometry needs 1–255 heads and 1–63 sectors per track".into());
+            return Err(LayoutRule::Geometry);
         }
         let a = self.alignment;
-        for (what, v) in [("start", a.start), ("end", a.end), ("ebr_gap", a.ebr_gap)] {
-            if v > 1 << 21 {
-                return Err(format!("alignment.{what} of {v} sectors is beyond 1 GiB"));
+        for (field, sectors) in [("start", a.start), ("end", a.end), ("ebr_gap", a.ebr_gap)] {
+            if sectors > MAX_SECTORS {
+                return Err(LayoutRule::Alignment { field, sectors });
             }
         }
-        let boot_entry = match self.scheme {
+        let entry = match self.scheme {
             TargetScheme::Mbr => 4,
             TargetScheme::Gpt => 1,
         };
-        if self.boot.entry != boot_entry {
-            return Err(format!(
-                "ESXi finds its partitions by number: the boot partition must be entry \
-                 {boot_entry} on {:?}",
-                self.scheme
-            ));
+        if self.boot.entry != entry {
+            return Err(LayoutRule::BootEntry {
+                entry,
+                scheme: self.scheme,
+            });
         }
         // Past the MBR, or on GPT past the header and its entries.
         let first = match self.scheme {
             TargetScheme::Mbr => 1,
             TargetScheme::Gpt => 34,
         };
-        if self.boot.start.is_some_and(|s| s < first || s > 1 << 21) {
-            return Err(format!("boot.start must be between {first} and 2097152"));
+        if self
+            .boot
+            .start
+            .is_some_and(|s| s < first || s > MAX_SECTORS)
+        {
+            return Err(LayoutRule::BootStart { first });
         }
-        if self.boot.min_sectors > 1 << 21 || self.banks.min_headroom > 1 << 40 {
-            return Err("boot.min_sectors or banks.min_headroom is absurdly large".into());
+        if self.boot.min_sectors > MAX_SECTORS || self.banks.min_headroom > MAX_HEADROOM {
+            return Err(LayoutRule::Absurd);
         }
         Ok(())
     }
@@ -220,10 +334,9 @@ impl Layout {
         }
         let path = Path::new(name_or_path);
         if !path.exists() {
-            return Err(Error::Layout(format!(
-                "no layout named {name_or_path:?} and no such file (built-in layouts: {})",
-                BUILTIN.map(|(n, _)| n).join(", ")
-            )));
+            return Err(Error::Layout(LayoutProblem::Unknown {
+                name: name_or_path.to_string(),
+            }));
         }
         let open_err = |source| Error::Open {
             path: path.to_path_buf(),
@@ -231,9 +344,10 @@ impl Layout {
         };
         let len = std::fs::metadata(path).map_err(open_err)?.len();
         if len > MAX_FILE_BYTES {
-            return Err(Error::Layout(format!(
-                "{name_or_path}: {len} bytes is too large for a layout file"
-            )));
+            return Err(Error::Layout(LayoutProblem::TooLarge {
+                name: name_or_path.to_string(),
+                bytes: len,
+            }));
         }
         let text = std::fs::read_to_string(path).map_err(open_err)?;
         Layout::parse(&text, name_or_path)

@@ -22,7 +22,6 @@ use crate::ondisk::fat::{FileEntry, Volume};
 use crate::ondisk::fsck;
 use crate::ondisk::table::{self, Partition, Scheme};
 use crate::plan::{BankPlan, PayloadFile, Plan};
-use crate::stick::write::as_partition;
 
 /// Version of the JSON report `verify --json` prints.
 pub const SCHEMA: &str = "esxstick.verify/1";
@@ -127,7 +126,7 @@ fn check_table(stick: &Source, inv: &Inventory, plan: &Plan, report: &mut Verify
     };
     let mut diffs = Vec::new();
     for p in &plan.partitions {
-        let want = as_partition(p);
+        let want = p.partition();
         match table.get(p.entry) {
             Some(got) if *got == want => {}
             Some(got) => diffs.push(format!(
@@ -294,7 +293,7 @@ fn check_bank(
         report.add(&name, false, "not in the plan's table");
         return Ok(());
     };
-    let part = as_partition(planned);
+    let part = planned.partition();
     check_bank_boot_sector(stick, part.start, bank, &name, report);
     fsck_item(
         stick,

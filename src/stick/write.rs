@@ -33,8 +33,8 @@ use crate::image::stream::StreamReport;
 use crate::ioctl;
 use crate::ondisk::bpb::BootSector;
 use crate::ondisk::fat::{FileEntry, Volume};
-use crate::ondisk::table::{Partition, PartitionType, Scheme};
-use crate::plan::{BankPlan, PayloadFile, Plan, PlannedPartition};
+use crate::ondisk::table::COMMIT_BYTES;
+use crate::plan::{BankPlan, PayloadFile, Plan};
 use crate::progress::{Observer, Phase, PhaseTime, Timer};
 use crate::stick::cache::MetaCache;
 use crate::stick::device::{Target, TargetKind};
@@ -219,7 +219,7 @@ fn write_bank(
     done: &dyn Fn(u64),
     sha256: Option<&mut BTreeMap<String, String>>,
 ) -> Result<()> {
-    let part = planned(plan, bank.entry)?;
+    let part = plan.entry(bank.entry)?;
     let (start, end) = (part.start * SECTOR, (part.start + part.sectors) * SECTOR);
     // fatfs reads and writes FAT entries a few bytes at a time: they go
     // to a cache of the metadata region, written back once at the end.
@@ -365,16 +365,13 @@ fn create_dirs<'a, T: fatfs::ReadWriteSeek>(
     Ok(dir)
 }
 
-/// Bytes from the start of the disk that make a partition table valid:
-/// sector 0 (the MBR, or GPT's protective MBR) and sector 1 (the primary
-/// GPT header). They are written last, once everything else is synced.
-const COMMIT_BYTES: u64 = 2 * SECTOR;
-
 /// Writes the table's other sectors (EBRs; the backup GPT and the
 /// primary GPT entries), syncs, then sectors 0 and 1 — what makes the
 /// stick's table valid — and syncs again.
 fn write_tables(plan: &Plan, inv: &Inventory, disk: &Disk) -> io::Result<()> {
-    let (commit, rest): (Vec<_>, Vec<_>) = table_bytes(plan, &inv.boot_code, disk.len / SECTOR)?
+    let (commit, rest): (Vec<_>, Vec<_>) = plan
+        .table(&inv.boot_code)
+        .sectors(disk.len / SECTOR)?
         .into_iter()
         .partition(|(at, _)| *at < COMMIT_BYTES);
     for (at, bytes) in &rest {
@@ -385,191 +382,6 @@ fn write_tables(plan: &Plan, inv: &Inventory, disk: &Disk) -> io::Result<()> {
         disk.write_at(bytes, *at)?;
     }
     disk.sync()
-}
-
-/// The bytes of the plan's partition table on a disk of the planned size,
-/// as (byte offset, bytes) in the order `write` writes them. MBR (by
-/// mbrman): every EBR, then the MBR with `boot_code`. GPT (by gpt): the
-/// backup entries and header, the primary entries, the primary header,
-/// then the protective MBR with `boot_code`.
-pub fn table_sectors(plan: &Plan, boot_code: &[u8]) -> io::Result<Vec<(u64, Vec<u8>)>> {
-    table_bytes(plan, boot_code, plan.target_sectors)
-}
-
-/// [`table_sectors`] on a disk of `disk_sectors`, which may be larger
-/// than planned: a GPT's backup belongs in the disk's last sectors.
-fn table_bytes(
-    plan: &Plan,
-    boot_code: &[u8],
-    disk_sectors: u64,
-) -> io::Result<Vec<(u64, Vec<u8>)>> {
-    let mut recorder = Recorder::new(disk_sectors * SECTOR);
-    match plan.scheme {
-        Scheme::Mbr => mbr_for(plan, boot_code)
-            .write_into(&mut recorder)
-            .map_err(|e| match e {
-                mbrman::Error::Io(e) => e,
-                other => io::Error::other(other.to_string()),
-            })?,
-        Scheme::Gpt => record_gpt(plan, boot_code, &mut recorder)?,
-    }
-    Ok(recorder.chunks)
-}
-
-/// The source's boot code in the 440 bytes an MBR holds for it.
-fn boot_code_440(boot_code: &[u8]) -> [u8; 440] {
-    let mut code = [0; 440];
-    for (dst, src) in code.iter_mut().zip(boot_code) {
-        *dst = *src;
-    }
-    code
-}
-
-/// Records the plan's GPT on `disk`, serialised by the gpt crate, in the
-/// order it must reach the disk: the backup entries and header, the
-/// primary entries, the primary header, the protective MBR with
-/// `boot_code`. Entry N goes into slot N of the array, so partition
-/// numbers 1, 5, 6 stay as planned (`GptDisk::write` would pack them into
-/// slots 1, 2, 3 and renumber the bootbanks).
-fn record_gpt(plan: &Plan, boot_code: &[u8], disk: &mut Recorder) -> io::Result<()> {
-    let lb = gpt::disk::LogicalBlockSize::Lb512;
-    let mut table = gpt::GptConfig::new()
-        .writable(true)
-        .logical_block_size(lb)
-        .create_from_device(&mut *disk, None)
-        .map_err(gpt_error)?;
-    for p in &plan.partitions {
-        let bad = |why: String| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("GPT entry {}: {why}", p.entry),
-            )
-        };
-        if p.entry == 0 || p.sectors == 0 {
-            return Err(bad("no number or no sectors".into()));
-        }
-        let kind = p.kind.parse::<gpt::partition_types::Type>().map_err(bad)?;
-        let flags = if p.active {
-            gpt::partition::PartitionAttributes::BOOTABLE.bits()
-        } else {
-            0
-        };
-        table
-            .add_partition_at("", p.entry, p.start, p.sectors, kind, flags)
-            .map_err(|e| bad(e.to_string()))?;
-    }
-    let mut primary = table.primary_header().map_err(gpt_error)?.clone();
-    let mut backup = table.backup_header().map_err(gpt_error)?.clone();
-    let slots = u64::from(primary.num_parts) * u64::from(primary.part_size);
-    let mut entries = io::Cursor::new(vec![0; usize::try_from(slots).map_err(io::Error::other)?]);
-    for (number, p) in table.partitions() {
-        let slot = u64::from(number.saturating_sub(1));
-        p.write_to_device(&mut entries, slot, 0, lb, primary.part_size)?;
-    }
-    drop(table);
-    let entries = entries.into_inner();
-    disk.seek(SeekFrom::Start(backup.part_start * SECTOR))?;
-    disk.write_all(&entries)?;
-    backup.write_backup(disk, lb).map_err(gpt_error)?;
-    disk.seek(SeekFrom::Start(primary.part_start * SECTOR))?;
-    disk.write_all(&entries)?;
-    primary.write_primary(disk, lb).map_err(gpt_error)?;
-    let disk_sectors = disk.len / SECTOR;
-    let covered = u32::try_from(disk_sectors.saturating_sub(1)).unwrap_or(u32::MAX);
-    let mut mbr = gpt::mbr::ProtectiveMBR::with_lb_size(covered);
-    mbr.set_bootcode(boot_code_440(boot_code));
-    disk.seek(SeekFrom::Start(0))?;
-    disk.write_all(&mbr.to_bytes())
-}
-
-/// The gpt crate's error as an I/O error: the table is recorded in
-/// memory, so anything but an I/O error means the plan does not fit.
-fn gpt_error(e: impl Into<gpt::GptError>) -> io::Error {
-    match e.into() {
-        gpt::GptError::Io(e) => e,
-        other => io::Error::new(io::ErrorKind::InvalidInput, other.to_string()),
-    }
-}
-
-/// The mbrman table for a plan, with the source's boot code.
-fn mbr_for(plan: &Plan, boot_code: &[u8]) -> mbrman::MBR {
-    let chs = |c: [u32; 3]| mbrman::CHS::new(c[0] as u16, c[1] as u8, c[2] as u8);
-    let entry = |p: &PlannedPartition, start: u64| mbrman::MBRPartitionEntry {
-        boot: if p.active {
-            mbrman::BOOT_ACTIVE
-        } else {
-            mbrman::BOOT_INACTIVE
-        },
-        first_chs: chs(p.chs_start),
-        sys: u8::from_str_radix(p.kind.trim_start_matches("0x"), 16).unwrap_or(0),
-        last_chs: chs(p.chs_end),
-        starting_lba: start as u32,
-        sectors: p.sectors as u32,
-    };
-    let signature = plan
-        .banks
-        .first()
-        .and_then(|b| u32::from_str_radix(&b.volume_id, 16).ok())
-        .unwrap_or(0);
-    let mut header = mbrman::MBRHeader::new(signature.to_le_bytes());
-    header.bootstrap_code = boot_code_440(boot_code);
-    let mut logical = Vec::new();
-    for p in &plan.partitions {
-        match p.entry {
-            1 => header.partition_1 = entry(p, p.start),
-            2 => header.partition_2 = entry(p, p.start),
-            3 => header.partition_3 = entry(p, p.start),
-            4 => header.partition_4 = entry(p, p.start),
-            _ => {
-                let ebr = p.ebr.unwrap_or(p.start);
-                logical.push(mbrman::LogicalPartition {
-                    partition: entry(p, p.start),
-                    absolute_ebr_lba: ebr as u32,
-                    ebr_sectors: Some((p.end + 1 - ebr) as u32),
-                    ebr_first_chs: chs(crate::plan::chs(ebr, plan.heads, plan.sectors_per_track)),
-                    ebr_last_chs: Some(chs(p.chs_end)),
-                    bootstrap_code: [0; 446],
-                });
-            }
-        }
-    }
-    mbrman::MBR {
-        sector_size: SECTOR as u32,
-        header,
-        logical_partitions: logical,
-        align: 1,
-        // Zero geometry: mbrman keeps the CHS values the plan computed.
-        cylinders: 0,
-        heads: 0,
-        sectors: 0,
-        disk_size: plan.target_sectors as u32,
-    }
-}
-
-fn planned(plan: &Plan, entry: u32) -> Result<&PlannedPartition> {
-    plan.partitions
-        .iter()
-        .find(|p| p.entry == entry)
-        .ok_or_else(|| {
-            Error::Layout(format!(
-                "the plan has a bank {entry} but no partition {entry}"
-            ))
-        })
-}
-
-/// A planned partition as the table module describes partitions.
-pub fn as_partition(p: &PlannedPartition) -> Partition {
-    let kind = match u8::from_str_radix(p.kind.trim_start_matches("0x"), 16) {
-        Ok(t) if p.kind.starts_with("0x") => PartitionType::Mbr(t),
-        _ => PartitionType::Gpt(p.kind.clone()),
-    };
-    Partition {
-        number: p.entry,
-        kind,
-        start: p.start,
-        sectors: p.sectors,
-        active: p.active,
-    }
 }
 
 /// The target: positional writes counted, and views for fatfs.
@@ -667,80 +479,6 @@ impl Write for DiskView<'_> {
 impl Seek for DiskView<'_> {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
         self.view.seek(pos)
-    }
-}
-
-/// Collects what mbrman or gpt writes, so that the sectors making the
-/// table valid can go last. A disk of `len` bytes: reads return what was
-/// recorded, zeros elsewhere (the table areas were zeroed beforehand).
-#[derive(Debug)]
-struct Recorder {
-    len: u64,
-    pos: u64,
-    chunks: Vec<(u64, Vec<u8>)>,
-}
-
-impl Recorder {
-    fn new(len: u64) -> Recorder {
-        Recorder {
-            len,
-            pos: 0,
-            chunks: Vec::new(),
-        }
-    }
-}
-
-impl Write for Recorder {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.chunks.last_mut() {
-            Some((at, bytes)) if *at + bytes.len() as u64 == self.pos => {
-                bytes.extend_from_slice(buf)
-            }
-            _ => self.chunks.push((self.pos, buf.to_vec())),
-        }
-        self.pos += buf.len() as u64;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Read for Recorder {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.len.saturating_sub(self.pos);
-        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let (from, to) = (self.pos, self.pos + n as u64);
-        let out = buf.get_mut(..n).unwrap_or_default();
-        out.fill(0);
-        // Later chunks overwrite earlier ones, as on the disk.
-        for (at, bytes) in &self.chunks {
-            let (start, end) = (from.max(*at), to.min(*at + bytes.len() as u64));
-            if start < end {
-                let src = bytes.get((start - at) as usize..(end - at) as usize);
-                let dst = out.get_mut((start - from) as usize..(end - from) as usize);
-                if let (Some(src), Some(dst)) = (src, dst) {
-                    dst.copy_from_slice(src);
-                }
-            }
-        }
-        self.pos = to;
-        Ok(n)
-    }
-}
-
-impl Seek for Recorder {
-    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        let (base, delta) = match pos {
-            SeekFrom::Start(n) => (n, 0),
-            SeekFrom::End(d) => (self.len, d),
-            SeekFrom::Current(d) => (self.pos, d),
-        };
-        self.pos = base
-            .checked_add_signed(delta)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek outside the disk"))?;
-        Ok(self.pos)
     }
 }
 
