@@ -316,8 +316,11 @@ fn read_banks(source: &Source, table: &PartitionTable) -> (Vec<Bank>, Vec<String
     for bank in &mut banks {
         bank.excluded = banks::eligibility(bank.uuid, bank.boot_cfg.as_ref(), need_uuid).err();
         bank.bootable = bank.excluded.is_none();
+        // A bank without a usable boot.cfg, or with a bootstate that
+        // excludes it, is already described by its status.
         match &bank.excluded {
-            None | Some(Exclusion::Bootstate(_)) => {}
+            None | Some(Exclusion::Bootstate(_) | Exclusion::NoBootCfg) => {}
+            Some(_) if bank.boot_cfg.is_none() => {}
             Some(rule) => bank.status = format!("not bootable: {rule}"),
         }
     }
