@@ -130,6 +130,13 @@ pub enum Error {
         first: String,
     },
 
+    /// The system gave no random bytes for a new UUID.
+    #[error("cannot get random bytes for a new bank UUID: {reason}")]
+    Random {
+        /// The operating system's reason.
+        reason: String,
+    },
+
     /// The output directory of `extract` holds files already. (The CLI
     /// adds how to write into it anyway.)
     #[error("{} is not empty; choose an empty directory", dir.display())]

@@ -5,6 +5,7 @@
 
 use esxstick::ondisk::bpb::BootSector;
 use esxstick::ondisk::table::Scheme;
+use esxstick::ondisk::vmfat::FatUuid;
 use esxstick::plan::layout::Layout;
 use esxstick::plan::{self, Payload, PayloadFile, Plan};
 use esxstick::Error;
@@ -17,7 +18,7 @@ fn payload(scheme: Scheme, used: u64, files: Vec<u64>) -> Payload {
         Scheme::Mbr => (32, 8160),
         Scheme::Gpt => (64, 8128),
     };
-    let boot_sector = BootSector::fat16_format(sectors as u32, 1, 64, 32, start as u32)
+    let boot_sector = BootSector::fat16_format(sectors as u32, 1, 1, 64, 32, start as u32)
         .expect("a 4 MiB FAT16 boot partition");
     let first_data = boot_sector.first_data_sector();
     let mut named: Vec<PayloadFile> = files
@@ -47,6 +48,8 @@ fn payload(scheme: Scheme, used: u64, files: Vec<u64>) -> Payload {
         label: "Hypervisor1".into(),
         volume_id: 0x4A3F_12C0,
         files: named,
+        bank_uuid: Some(FatUuid([0x70; 16])),
+        other_uuid: Some(FatUuid([0x71; 16])),
     }
 }
 
@@ -94,6 +97,16 @@ fn check_fat16(plan: &Plan, entry: u32, sectors: u64) {
     );
 }
 
+/// Every bank reserves VMware's UUID sector and has its own UUID: bank 5
+/// the source's active bank's, bank 6 the source's other bank's.
+fn check_uuids(plan: &Plan, payload: &Payload) {
+    let kept = [payload.bank_uuid, payload.other_uuid];
+    for (bank, kept) in plan.banks.iter().zip(kept) {
+        assert!(bank.fat.reserved_sectors >= 2, "bank {}", bank.entry);
+        assert_eq!(Some(bank.uuid), kept, "bank {}", bank.entry);
+    }
+}
+
 fn check_plan(plan: &Plan, layout: &Layout, payload: &Payload, target: u64) {
     let gpt = plan.scheme == Scheme::Gpt;
     let (first, last) = if gpt {
@@ -102,6 +115,7 @@ fn check_plan(plan: &Plan, layout: &Layout, payload: &Payload, target: u64) {
         (1, target - 1)
     };
     let (su, eu, gap) = (layout.start_unit(), layout.end_unit(), layout.ebr_gap());
+    check_uuids(plan, payload);
     for p in &plan.partitions {
         assert!(
             p.sectors > 0 && p.start >= first && p.end <= last,

@@ -5,6 +5,7 @@
 #![no_main]
 
 use esxstick::ondisk::bpb::BootSector;
+use esxstick::ondisk::vmfat::FatUuid;
 use esxstick::plan::layout::{Layout, TargetScheme};
 use esxstick::plan::{self, Payload, PayloadFile};
 use esxstick::ondisk::table::Scheme;
@@ -46,7 +47,7 @@ fn payload(scheme: Scheme, n: &mut Numbers) -> Payload {
         Scheme::Mbr => (32, 8160),
         Scheme::Gpt => (64, 8128),
     };
-    let boot_sector = BootSector::fat16_format(sectors as u32, 1, 64, 32, start as u32)
+    let boot_sector = BootSector::fat16_format(sectors as u32, 1, 1, 64, 32, start as u32)
         .expect("a 4 MiB FAT16 boot partition");
     let first_data = boot_sector.first_data_sector();
     let mut files: Vec<PayloadFile> = (0..n.next() % 8)
@@ -74,6 +75,9 @@ fn payload(scheme: Scheme, n: &mut Numbers) -> Payload {
         label: "Hypervisor1".into(),
         volume_id: n.next() as u32,
         files,
+        // Equal or missing UUIDs must still give every bank its own.
+        bank_uuid: (n.next() % 2 == 0).then_some(FatUuid([0x70; 16])),
+        other_uuid: (n.next() % 3 != 0).then_some(FatUuid([0x70; 16])),
     }
 }
 
@@ -92,7 +96,16 @@ fuzz_target!(|data: &[u8]| {
     };
     let payload = payload(scheme, &mut n);
     let target = n.log(36);
-    let _ = plan::plan(&payload, &layout, target);
+    if let Ok(plan) = plan::plan(&payload, &layout, target) {
+        // ESXi mounts /bootbank by UUID: no two banks may share one.
+        for (i, a) in plan.banks.iter().enumerate() {
+            assert!(
+                plan.banks[i + 1..].iter().all(|b| b.uuid != a.uuid),
+                "two banks share {}",
+                a.uuid
+            );
+        }
+    }
     if let Ok(min) = plan::min_target_sectors(&payload, &layout) {
         // The smallest target that fits must be planned.
         if let Err(e) = plan::plan(&payload, &layout, min) {

@@ -190,18 +190,36 @@ pub struct BootSector {
     pub hidden_sectors: u32,
 }
 
+/// Media descriptor byte (extended FAT12/16 boot sector offsets follow).
+const MEDIA: usize = 0x15;
+/// BIOS drive number.
+const DRIVE: usize = 0x24;
+/// Extended boot signature (0x29: the next three fields are valid).
+const EXT_SIGNATURE: usize = 0x26;
+/// Volume serial number.
+const VOLUME_ID: usize = 0x27;
+/// Volume label, 11 bytes.
+const LABEL: usize = 0x2b;
+/// File system type string, 8 bytes.
+const FS_TYPE: usize = 0x36;
+/// Boot code, after the extended BPB.
+const BOOT_CODE: usize = 0x3e;
+
 /// Root directory entries of a freshly formatted FAT12/16 volume.
 pub const ROOT_ENTRIES: u16 = 512;
 
 impl BootSector {
-    /// The boot sector that `fatfs::format_volume` writes for a volume of
-    /// `total_sectors` with `sectors_per_cluster` (two FATs, 512 root
-    /// entries), when that volume is FAT16; `None` when fatfs would make it
-    /// FAT12 or FAT32. Mirrors fatfs 0.3's geometry formula, so a plan can
-    /// state exactly what `write` will produce (and `write` checks it).
+    /// The boot sector of a FAT16 volume of `total_sectors` with
+    /// `sectors_per_cluster` and `reserved` sectors before the FATs (two
+    /// FATs, 512 root entries), sized by fatfs 0.3's geometry formula:
+    /// with `reserved` = 1 it is what `fatfs::format_volume` writes, and
+    /// VMware's banks take 2 (the boot sector and the UUID sector). `None`
+    /// when the volume would not be FAT16 (fatfs would make it FAT12 or
+    /// FAT32). A plan states exactly what `write` will produce with it.
     pub fn fat16_format(
         total_sectors: u32,
         sectors_per_cluster: u8,
+        reserved: u16,
         heads: u16,
         sectors_per_track: u16,
         hidden_sectors: u32,
@@ -213,15 +231,20 @@ impl BootSector {
             return None;
         }
         let root_sectors = (u32::from(ROOT_ENTRIES) * 32).div_ceil(SECTOR as u32);
-        let (clusters, sectors_per_fat) =
-            fatfs_clusters(total_sectors, sectors_per_cluster, 1, root_sectors, 16)?;
+        let (clusters, sectors_per_fat) = fatfs_clusters(
+            total_sectors,
+            sectors_per_cluster,
+            u32::from(reserved),
+            root_sectors,
+            16,
+        )?;
         if FatType::from_clusters(clusters) != FatType::Fat16 {
             return None;
         }
         Some(BootSector {
             bytes_per_sector: SECTOR as u16,
             sectors_per_cluster,
-            reserved_sectors: 1,
+            reserved_sectors: reserved,
             fats: 2,
             root_entries: ROOT_ENTRIES,
             total_sectors,
@@ -230,6 +253,51 @@ impl BootSector {
             heads,
             hidden_sectors,
         })
+    }
+
+    /// The boot sector that formats a new FAT16 volume with these fields,
+    /// `label` and `volume_id`: a jump over the BPB, the BPB (media 0xF8,
+    /// a fixed disk), the extended BPB (drive 0x80, signature 0x29, the
+    /// volume ID and label, "FAT16   "), boot code that hands back to the
+    /// BIOS (a bank is never booted itself), and the 55 AA signature.
+    /// [`BootSector::parse`] reads these fields back.
+    pub fn to_sector(&self, label: &[u8; 11], volume_id: u32) -> [u8; 512] {
+        let mut s = [0u8; 512];
+        s[..3].copy_from_slice(&[0xeb, 0x3c, 0x90]);
+        s[3..11].copy_from_slice(b"MSWIN4.1");
+        let total16 = u16::try_from(self.total_sectors).unwrap_or(0);
+        let fields = [
+            (Field::BytesPerSector, u32::from(self.bytes_per_sector)),
+            (
+                Field::SectorsPerCluster,
+                u32::from(self.sectors_per_cluster),
+            ),
+            (Field::ReservedSectors, u32::from(self.reserved_sectors)),
+            (Field::Fats, u32::from(self.fats)),
+            (Field::RootEntries, u32::from(self.root_entries)),
+            (Field::TotalSectors16, u32::from(total16)),
+            (Field::SectorsPerFat16, self.sectors_per_fat),
+            (Field::SectorsPerTrack, u32::from(self.sectors_per_track)),
+            (Field::Heads, u32::from(self.heads)),
+            (Field::HiddenSectors, self.hidden_sectors),
+            (
+                Field::TotalSectors32,
+                if total16 == 0 { self.total_sectors } else { 0 },
+            ),
+        ];
+        for (field, value) in fields {
+            field.write(&mut s, value);
+        }
+        s[MEDIA] = 0xf8;
+        s[DRIVE] = 0x80;
+        s[EXT_SIGNATURE] = 0x29;
+        le::put(&mut s, VOLUME_ID, 4, volume_id);
+        s[LABEL..LABEL + 11].copy_from_slice(label);
+        s[FS_TYPE..FS_TYPE + 8].copy_from_slice(b"FAT16   ");
+        // int 18h (no bootable volume here: try the next device), then halt.
+        s[BOOT_CODE..BOOT_CODE + 4].copy_from_slice(&[0xcd, 0x18, 0xeb, 0xfe]);
+        s[510..].copy_from_slice(&[0x55, 0xaa]);
+        s
     }
 
     /// Parses and sanity-checks a boot sector.
@@ -638,7 +706,7 @@ mod tests {
         for (total, spc, fat) in cases {
             let (label, reserved, fat_sectors) = fatfs_formats(total, spc, ROOT_ENTRIES).unwrap();
             assert_eq!(label, fat, "fatfs on {total}/{spc}");
-            let ours = BootSector::fat16_format(total, spc, 3, 42, 7);
+            let ours = BootSector::fat16_format(total, spc, 1, 3, 42, 7);
             assert_eq!(ours.is_some(), fat == "FAT16", "{total}/{spc}");
             if let Some(bs) = ours {
                 assert_eq!(bs.reserved_sectors, reserved, "{total}/{spc}");
@@ -652,7 +720,7 @@ mod tests {
                 assert_eq!(bs.fat_type(), FatType::Fat16);
             }
         }
-        assert!(BootSector::fat16_format(8160, 1, 64, 32, 32).is_some());
-        assert!(BootSector::fat16_format(4000, 1, 64, 32, 32).is_none());
+        assert!(BootSector::fat16_format(8160, 1, 1, 64, 32, 32).is_some());
+        assert!(BootSector::fat16_format(4000, 1, 1, 64, 32, 32).is_none());
     }
 }

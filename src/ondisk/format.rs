@@ -17,7 +17,7 @@ const DIR_ENTRY: usize = 32;
 const ATTR_VOLUME_ID: u8 = 0x08;
 
 /// The label as the 11 space-padded bytes FAT stores.
-pub fn label_bytes(label: &str) -> [u8; 11] {
+fn label_bytes(label: &str) -> [u8; 11] {
     let mut bytes = [b' '; 11];
     for (dst, src) in bytes.iter_mut().zip(label.bytes()) {
         *dst = src;
@@ -44,7 +44,8 @@ pub fn fat16<W: Write + Seek>(
         ));
     }
     let label = label_bytes(label);
-    let mut meta = vec![0; usize::try_from(bs.first_data_sector() * SECTOR).map_err(io::Error::other)?];
+    let mut meta =
+        vec![0; usize::try_from(bs.first_data_sector() * SECTOR).map_err(io::Error::other)?];
     let sector = SECTOR as usize;
     meta[..sector].copy_from_slice(&bs.to_sector(&label, volume_id));
     meta[sector..2 * sector].copy_from_slice(&uuid.to_sector());

@@ -10,6 +10,7 @@
 
 pub mod bpb;
 pub mod fat;
+pub mod format;
 pub mod fsck;
 pub mod gpt;
 pub mod le;

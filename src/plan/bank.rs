@@ -1,19 +1,20 @@
-//! The new bootbanks: bank 5 gets the source bank's files, label and
-//! volume ID; an alternate bank 6, when the layout has one, is empty but
-//! for a boot.cfg that marks it invalid, so safeboot never picks it.
+//! The new bootbanks: bank 5 gets the source bank's files, label, volume
+//! ID and VMware FAT UUID; an alternate bank 6, when the layout has one,
+//! gets the UUID of the source's other bank and is empty but for a
+//! boot.cfg that marks it invalid, so safeboot never picks it. A bank
+//! whose source has no UUID gets a fresh one; no two banks share one.
 
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::esxi::bootcfg::BootCfg;
 use crate::ondisk::bpb::BootSector;
+use crate::ondisk::vmfat::FatUuid;
 use crate::plan::fat16::best_fat16;
 use crate::plan::geometry::align_up;
 use crate::plan::layout::Layout;
 use crate::plan::placement::Placement;
 use crate::plan::{Payload, PayloadFile, Shortfall, FIRST_BANK};
-
-/// The boot.cfg of an alternate bank: bootstate=3, invalid, never booted.
-const ALTERNATE_BOOT_CFG: &str = "kernel=\nkernelopt=\nmodules=\nbuild=\nupdated=0\nbootstate=3\n";
 
 /// A new bootbank.
 #[derive(Debug, Clone, Serialize)]
@@ -24,6 +25,10 @@ pub struct BankPlan {
     pub label: String,
     /// Volume ID as 8 hex digits (copied from the source bank for bank 5).
     pub volume_id: String,
+    /// The VMware FAT UUID written into the bank's second sector.
+    pub uuid: FatUuid,
+    /// Where the UUID comes from: `source bank N`, or `fresh`.
+    pub uuid_from: String,
     /// The FAT16 boot sector `write` formats the bank with.
     pub fat: BootSector,
     /// Data clusters.
@@ -50,12 +55,55 @@ pub(super) fn banks(
     placed: &Placement,
 ) -> Result<Vec<BankPlan>> {
     let headroom = payload.headroom(layout);
+    let uuids = uuids(payload, placed.banks.len())?;
     placed
         .banks
         .iter()
+        .zip(uuids)
         .enumerate()
-        .map(|(i, &extent)| bank(payload, layout, i, extent, headroom))
+        .map(|(i, (&extent, uuid))| bank(payload, layout, i, extent, headroom, uuid))
         .collect()
+}
+
+/// Each bank's UUID: bank 5 keeps the source's active bank's UUID, bank 6 the source's
+/// other bank's; where the source has none, or it would repeat a UUID
+/// already taken, the bank gets a fresh one.
+/// Returns, for each of `count` banks, its UUID and where it comes from.
+fn uuids(payload: &Payload, count: usize) -> Result<Vec<(FatUuid, String)>> {
+    let mut chosen: Vec<(FatUuid, String)> = Vec::new();
+    for i in 0..count {
+        let (kept, from) = match i {
+            0 => (payload.bank_uuid, payload.bank),
+            _ => (payload.other_uuid, other_bank(payload.bank)),
+        };
+        let taken: Vec<FatUuid> = chosen.iter().map(|(u, _)| *u).collect();
+        chosen.push(match kept.filter(|u| !taken.contains(u)) {
+            Some(uuid) => (uuid, format!("source bank {from}")),
+            None => (fresh(&taken)?, "fresh".to_string()),
+        });
+    }
+    Ok(chosen)
+}
+
+/// The source's other bank: 6 for 5, 5 for 6.
+fn other_bank(bank: u32) -> u32 {
+    if bank == FIRST_BANK {
+        FIRST_BANK + 1
+    } else {
+        FIRST_BANK
+    }
+}
+
+/// A fresh UUID that no bank of the stick has yet.
+fn fresh(taken: &[FatUuid]) -> Result<FatUuid> {
+    loop {
+        let uuid = FatUuid::fresh().map_err(|e| Error::Random {
+            reason: e.to_string(),
+        })?;
+        if !taken.contains(&uuid) {
+            return Ok(uuid);
+        }
+    }
 }
 
 /// Bank `i` (0 for bank 5) at `start`, `sectors` long.
@@ -65,6 +113,7 @@ fn bank(
     i: usize,
     (start, sectors): (u64, u64),
     headroom: u64,
+    (uuid, uuid_from): (FatUuid, String),
 ) -> Result<BankPlan> {
     let entry = FIRST_BANK + i as u32;
     let filled = i == 0;
@@ -72,7 +121,7 @@ fn bank(
     let fat: BootSector = best_fat16(sectors, layout, start, fill)
         .ok_or(Error::DoesNotFit(Shortfall::Bank { entry, sectors }))?;
     let cluster_bytes = fat.cluster_bytes();
-    let generated = (!filled).then(|| ALTERNATE_BOOT_CFG.to_string());
+    let generated = (!filled).then(BootCfg::empty_bank);
     let used = match &generated {
         Some(text) => align_up(text.len() as u64, cluster_bytes),
         None => payload.clusters_needed(cluster_bytes, 0) * cluster_bytes,
@@ -86,6 +135,8 @@ fn bank(
             alternate_label(&payload.label)
         },
         volume_id: format!("{:08X}", payload.volume_id.wrapping_add(i as u32)),
+        uuid,
+        uuid_from,
         clusters: fat.clusters(),
         cluster_bytes,
         fat,

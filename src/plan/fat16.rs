@@ -1,7 +1,7 @@
 //! Sizing FAT16 banks: the largest volume FAT16 allows, the smallest that
 //! holds the payload, and the cluster size that leaves a bank the most
-//! free space. Every figure is what fatfs will format, through
-//! [`BootSector::fat16_format`].
+//! free space. Every figure is what `write` will format, through
+//! [`BootSector::fat16_format`] with [`BANK_RESERVED_SECTORS`].
 
 use crate::error::{Error, Result};
 use crate::image::source::SECTOR;
@@ -9,6 +9,9 @@ use crate::ondisk::bpb::{BootSector, ROOT_ENTRIES};
 use crate::plan::layout::{Layout, LayoutProblem};
 use crate::plan::{Payload, Shortfall};
 
+/// Reserved sectors of a new bank: the boot sector and VMware's FAT UUID
+/// sector, which ESXi's boot loader looks for in the bank's second sector.
+pub const BANK_RESERVED_SECTORS: u16 = 2;
 /// Cluster sizes tried for a new bank, in sectors (512 B to 32 KiB).
 const CLUSTER_SECTORS: [u8; 7] = [1, 2, 4, 8, 16, 32, 64];
 /// A FAT16 root directory holds this many entries; each file may take
@@ -19,7 +22,8 @@ const ENTRIES_PER_FILE: u64 = 3;
 /// 32 KiB, about 2 GiB); banks are never made larger.
 pub fn max_fat16_sectors() -> u64 {
     let spc = *CLUSTER_SECTORS.last().unwrap_or(&64);
-    let is_fat16 = |n: u64| BootSector::fat16_format(n as u32, spc, 1, 1, 0).is_some();
+    let is_fat16 =
+        |n: u64| BootSector::fat16_format(n as u32, spc, BANK_RESERVED_SECTORS, 1, 1, 0).is_some();
     let (mut lo, mut hi) = (1u64 << 20, 1u64 << 23); // FAT16 at lo, not at hi
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
@@ -49,10 +53,10 @@ pub(super) fn min_bank_sectors(payload: &Payload, layout: &Layout) -> Result<u64
                 .max(4085);
             // Metadata estimate, then grow until fatfs's geometry agrees.
             let fat = (need + 2).div_ceil(256);
-            let mut total = 1 + 32 + 2 * fat + need * u64::from(spc);
+            let mut total = u64::from(BANK_RESERVED_SECTORS) + 32 + 2 * fat + need * u64::from(spc);
             for _ in 0..1024 {
                 let sectors = u32::try_from(total).ok()?;
-                match BootSector::fat16_format(sectors, spc, 1, 1, 0) {
+                match BootSector::fat16_format(sectors, spc, BANK_RESERVED_SECTORS, 1, 1, 0) {
                     Some(bs) if u64::from(bs.clusters()) >= need => return Some(total),
                     Some(_) => total += u64::from(spc),
                     None => return None,
@@ -81,8 +85,14 @@ pub(super) fn best_fat16(
     CLUSTER_SECTORS
         .iter()
         .filter_map(|&spc| {
-            let bs =
-                BootSector::fat16_format(total, spc, g.heads, g.sectors_per_track, hidden as u32)?;
+            let bs = BootSector::fat16_format(
+                total,
+                spc,
+                BANK_RESERVED_SECTORS,
+                g.heads,
+                g.sectors_per_track,
+                hidden as u32,
+            )?;
             let used = payload.map_or(0, |(p, headroom)| {
                 p.clusters_needed(bs.cluster_bytes(), headroom)
             });

@@ -200,12 +200,13 @@ fn check_scheme(payload: &Payload, layout: &Layout) -> Result<()> {
 mod tests {
     use super::*;
     use crate::ondisk::bpb::BootSector;
+    use crate::ondisk::vmfat::FatUuid;
 
     /// An ESXi 4 payload as the inventory gives it: boot partition 4 at
     /// 32, 8,160 sectors, files used up to 1,000 sectors; `files` bytes of
     /// modules plus state.tgz and boot.cfg.
     pub(super) fn esxi4(files: &[u64]) -> Payload {
-        let boot_sector = BootSector::fat16_format(8160, 1, 64, 32, 32).unwrap();
+        let boot_sector = BootSector::fat16_format(8160, 1, 1, 64, 32, 32).unwrap();
         let mut named: Vec<PayloadFile> = files
             .iter()
             .enumerate()
@@ -233,6 +234,8 @@ mod tests {
             label: "Hypervisor1".into(),
             volume_id: 0x4a3f_12c0,
             files: named,
+            bank_uuid: Some(FatUuid([0x70; 16])),
+            other_uuid: None,
         }
     }
 

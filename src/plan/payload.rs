@@ -7,6 +7,7 @@ use crate::error::{Error, FatProblem, Result};
 use crate::esxi::inventory::Inventory;
 use crate::ondisk::bpb::BootSector;
 use crate::ondisk::table::Scheme;
+use crate::ondisk::vmfat::FatUuid;
 use crate::plan::layout::Layout;
 
 /// What the planner needs to know of the source: the boot partition and
@@ -34,6 +35,12 @@ pub struct Payload {
     /// Every file of the bank (boot.cfg, the modules and anything else),
     /// with sizes.
     pub files: Vec<PayloadFile>,
+    /// The active bank's VMware FAT UUID, which the stick's bank 5 keeps;
+    /// `None` gives bank 5 a fresh one.
+    pub bank_uuid: Option<FatUuid>,
+    /// The UUID of the source's other bank, which an alternate bank 6
+    /// keeps; `None` gives it a fresh one.
+    pub other_uuid: Option<FatUuid>,
 }
 
 /// A file to copy into the new bank.
@@ -55,7 +62,16 @@ impl Payload {
             partition: bank.partition.number,
             problem: FatProblem::NoFileSystem,
         })?;
+        let active = bank.partition.number;
+        let uuid = |other: bool| {
+            inv.banks
+                .iter()
+                .find(|b| (b.partition == active) != other)
+                .and_then(|b| b.uuid)
+        };
         Ok(Payload {
+            bank_uuid: uuid(false),
+            other_uuid: uuid(true),
             scheme: inv.source.scheme,
             boot_start: inv.boot.start,
             boot_sectors: inv.boot.sectors,
@@ -76,15 +92,25 @@ impl Payload {
         })
     }
 
-    /// Free space the bank must keep so ESXi can rewrite state.tgz: twice
-    /// its size plus 1 MiB, or the layout's minimum if larger.
+    /// Forgets the source's UUIDs, so that every bank of the stick gets a
+    /// fresh one (`write --new-uuids`).
+    pub fn with_new_uuids(mut self) -> Payload {
+        self.bank_uuid = None;
+        self.other_uuid = None;
+        self
+    }
+
+    /// Free space the bank must keep so ESXi can save its configuration:
+    /// it writes `local.tgz.$$` and `state.tgz.$$` before renaming them
+    /// over state.tgz, so three times state.tgz's size plus 1 MiB, or the
+    /// layout's minimum if larger.
     pub fn headroom(&self, layout: &Layout) -> u64 {
         let state = self
             .files
             .iter()
             .find(|f| f.name.eq_ignore_ascii_case("state.tgz"))
             .map_or(0, |f| f.bytes);
-        (2 * state + (1 << 20)).max(layout.banks.min_headroom)
+        (3 * state + (1 << 20)).max(layout.banks.min_headroom)
     }
 
     /// Clusters of `cluster_bytes` the files plus headroom occupy.
@@ -103,11 +129,11 @@ mod tests {
     use crate::plan::tests::esxi4;
 
     #[test]
-    fn headroom_is_twice_state_tgz_and_a_mib_or_the_layouts() {
+    fn headroom_is_three_state_tgz_and_a_mib_or_the_layouts() {
         let mut layout = Layout::load("esxi-native").unwrap();
         layout.banks.min_headroom = 0;
         let mut payload = esxi4(&[]);
-        assert_eq!(payload.headroom(&layout), 2 * 20_000 + (1 << 20));
+        assert_eq!(payload.headroom(&layout), 3 * 20_000 + (1 << 20));
         payload.files.retain(|f| f.name != "state.tgz");
         assert_eq!(payload.headroom(&layout), 1 << 20);
         layout.banks.min_headroom = 8 << 20;

@@ -33,6 +33,7 @@ use crate::image::stream::StreamReport;
 use crate::ioctl;
 use crate::ondisk::bpb::BootSector;
 use crate::ondisk::fat::{FileEntry, Volume};
+use crate::ondisk::format;
 use crate::ondisk::table::COMMIT_BYTES;
 use crate::plan::{BankPlan, PayloadFile, Plan};
 use crate::progress::{Observer, Phase, PhaseTime, Timer};
@@ -236,36 +237,17 @@ fn write_bank(
     cache.write_back().map_err(|e| disk.err(e))
 }
 
-/// Formats the bank's volume with fatfs as planned (label, volume ID,
-/// geometry), then sets the hidden sectors fatfs leaves at 0 and checks
-/// that the boot sector is the planned one.
+/// Formats the bank's volume as planned — boot sector, VMware FAT UUID
+/// sector, empty FATs, a root directory with the label (fatfs cannot
+/// reserve the UUID sector) — and checks that the boot sector reads back
+/// as the planned one.
 fn format_bank<T: Read + Write + Seek>(volume: &mut T, bank: &BankPlan, disk: &Disk) -> Result<()> {
-    let mut label = [b' '; 11];
-    for (dst, src) in label.iter_mut().zip(bank.label.bytes()) {
-        *dst = src;
-    }
     let volume_id = u32::from_str_radix(&bank.volume_id, 16).unwrap_or(0);
-    let options = fatfs::FormatVolumeOptions::new()
-        .fat_type(fatfs::FatType::Fat16)
-        .bytes_per_cluster(bank.cluster_bytes as u32)
-        .total_sectors(bank.fat.total_sectors)
-        .max_root_dir_entries(bank.fat.root_entries)
-        .fats(bank.fat.fats)
-        .heads(bank.fat.heads)
-        .sectors_per_track(bank.fat.sectors_per_track)
-        .volume_label(label)
-        .volume_id(volume_id);
-    fatfs::format_volume(&mut *volume, options).map_err(|e| disk.err(e))?;
-    // fatfs leaves hidden sectors at 0; it must say where the volume is.
+    format::fat16(volume, &bank.fat, &bank.label, volume_id, bank.uuid).map_err(|e| disk.err(e))?;
     let mut boot = [0u8; SECTOR as usize];
     volume
         .seek(SeekFrom::Start(0))
         .and_then(|_| volume.read_exact(&mut boot))
-        .map_err(|e| disk.err(e))?;
-    boot[0x1c..0x20].copy_from_slice(&bank.fat.hidden_sectors.to_le_bytes());
-    volume
-        .seek(SeekFrom::Start(0))
-        .and_then(|_| volume.write_all(&boot))
         .map_err(|e| disk.err(e))?;
     match BootSector::parse(&boot) {
         Ok(bs) if bs == bank.fat => Ok(()),
