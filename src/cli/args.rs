@@ -92,6 +92,11 @@ pub enum Command {
         /// A built-in layout name (see `esxstick layouts`) or a layout file.
         #[arg(long, value_name = "NAME|FILE", default_value = layout::DEFAULT)]
         layout: String,
+        /// Give every bank a fresh VMware FAT UUID instead of keeping the
+        /// source's (for a second stick of the same host, which must not
+        /// share its banks' UUIDs).
+        #[arg(long)]
+        new_uuids: bool,
         #[command(flatten)]
         image: ImageArgs,
         /// Print the plan as JSON (schema "esxstick.plan/1", see README.md).
@@ -119,6 +124,11 @@ pub enum Command {
         /// A built-in layout name (see `esxstick layouts`) or a layout file.
         #[arg(long, value_name = "NAME|FILE", default_value = layout::DEFAULT)]
         layout: String,
+        /// Give every bank a fresh VMware FAT UUID instead of keeping the
+        /// source's (for a second stick of the same host, which must not
+        /// share its banks' UUIDs).
+        #[arg(long)]
+        new_uuids: bool,
         /// Plan for this size instead of the target's (required for a new
         /// image file): 64M, 64MB, 65273856.
         #[arg(long, value_name = "SIZE")]
@@ -162,6 +172,10 @@ pub enum Command {
         /// The layout the stick was written with (default: recognised).
         #[arg(long, value_name = "NAME|FILE", requires = "against")]
         layout: Option<String>,
+        /// The stick was written with --new-uuids: its banks' UUIDs are
+        /// checked to be fresh ones, not the source's.
+        #[arg(long, requires = "against")]
+        new_uuids: bool,
         #[command(flatten)]
         image: ImageArgs,
         /// Print the report as JSON (schema "esxstick.verify/1").

@@ -101,13 +101,15 @@ fn run(command: Command) -> Result<(), Error> {
             target,
             size,
             layout,
+            new_uuids,
             image,
             json,
-        } => plan(&source, target, size, &layout, &image, json),
+        } => plan(&source, target, size, &layout, &image, json, new_uuids),
         Command::Write {
             source,
             target,
             layout,
+            new_uuids,
             size,
             image,
             yes,
@@ -119,6 +121,7 @@ fn run(command: Command) -> Result<(), Error> {
             let options = WriteOptions {
                 yes,
                 force,
+                new_uuids,
                 verify: !no_verify,
                 bars: !quiet && !json && tty(),
                 json,
@@ -129,9 +132,16 @@ fn run(command: Command) -> Result<(), Error> {
             target,
             against,
             layout,
+            new_uuids,
             image,
             json,
-        } => verify(&target, against.as_deref(), layout.as_deref(), &image, json),
+        } => {
+            let plan = StickPlan {
+                layout: layout.as_deref(),
+                new_uuids,
+            };
+            verify(&target, against.as_deref(), plan, &image, json)
+        }
         Command::Layouts { json } => {
             layouts(json);
             Ok(())
@@ -200,12 +210,12 @@ fn plan(
     layout: &str,
     image: &ImageArgs,
     json: bool,
+    new_uuids: bool,
 ) -> Result<(), Error> {
     let layout = Layout::load(layout)?;
     let bytes = target_bytes(size, target.as_deref().unwrap_or(Path::new("")))?;
     let (source, inv) = image.read(source, &Arc::new(Bars::new(!json && tty())))?;
-    let payload = Payload::from_inventory(&inv)?;
-    let plan = plan::plan(&payload, &layout, bytes / SECTOR)?;
+    let plan = plan::plan(&payload(&inv, new_uuids)?, &layout, bytes / SECTOR)?;
     finish(&source)?;
     if json {
         emit(&to_json(&plan));
@@ -219,6 +229,7 @@ fn plan(
 struct WriteOptions {
     yes: bool,
     force: bool,
+    new_uuids: bool,
     verify: bool,
     bars: bool,
     json: bool,
@@ -242,7 +253,7 @@ fn write(
     let bytes = target_bytes(size, target)?;
     let bars = Arc::new(Bars::new(options.bars));
     let (source, inv) = image.read(source, &bars)?;
-    let payload = Payload::from_inventory(&inv)?;
+    let payload = payload(&inv, options.new_uuids)?;
     let plan = plan::plan(&payload, &layout, bytes / SECTOR)?;
     if !options.json {
         emit(&render::plan(&plan, bytes));
@@ -263,10 +274,29 @@ fn write(
     outcome.verify.map_or(Ok(()), verdict)
 }
 
+/// What `verify --against` knows of how the stick was written.
+struct StickPlan<'a> {
+    /// The layout, when named.
+    layout: Option<&'a str>,
+    /// Whether it was written with --new-uuids.
+    new_uuids: bool,
+}
+
+/// What the planner needs of the source, with the source's bank UUIDs
+/// dropped for `--new-uuids`.
+fn payload(inv: &Inventory, new_uuids: bool) -> Result<Payload, Error> {
+    let payload = Payload::from_inventory(inv)?;
+    Ok(if new_uuids {
+        payload.with_new_uuids()
+    } else {
+        payload
+    })
+}
+
 fn verify(
     target: &Path,
     against: Option<&Path>,
-    layout: Option<&str>,
+    written: StickPlan,
     image: &ImageArgs,
     json: bool,
 ) -> Result<(), Error> {
@@ -275,8 +305,8 @@ fn verify(
         None => verify::self_check(&stick)?,
         Some(against) => {
             let (source, inv) = image.read(against, &Arc::new(Bars::new(!json && tty())))?;
-            let payload = Payload::from_inventory(&inv)?;
-            let plan = choose::plan_of_stick(&stick, &payload, layout)?;
+            let payload = payload(&inv, written.new_uuids)?;
+            let plan = choose::plan_of_stick(&stick, &payload, written.layout)?;
             let report = verify::against(&stick, &source, &inv, &plan, &Default::default())?;
             finish(&source)?;
             report

@@ -384,6 +384,13 @@ fn plan_banks(out: &mut String, plan: &Plan) {
             f.fats,
             f.root_entries
         );
+        line!(
+            out,
+            "  VMware FAT UUID {} ({}), {} reserved sectors",
+            bank.uuid,
+            bank.uuid_from,
+            f.reserved_sectors
+        );
         if bank.files.is_empty() {
             line!(
                 out,

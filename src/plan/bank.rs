@@ -27,8 +27,8 @@ pub struct BankPlan {
     pub volume_id: String,
     /// The VMware FAT UUID written into the bank's second sector.
     pub uuid: FatUuid,
-    /// Where the UUID comes from: `source bank N`, or `fresh`.
-    pub uuid_from: String,
+    /// Where the UUID comes from.
+    pub uuid_from: UuidOrigin,
     /// The FAT16 boot sector `write` formats the bank with.
     pub fat: BootSector,
     /// Data clusters.
@@ -45,6 +45,25 @@ pub struct BankPlan {
     pub free_bytes: u64,
     /// Free bytes the bank must keep (state.tgz rewrites).
     pub headroom_bytes: u64,
+}
+
+/// Where a bank's UUID comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UuidOrigin {
+    /// Kept from this bank of the source.
+    SourceBank(u32),
+    /// Made new for this stick (random, USB style: 0xe…).
+    Fresh,
+}
+
+impl std::fmt::Display for UuidOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UuidOrigin::SourceBank(n) => write!(f, "source bank {n}"),
+            UuidOrigin::Fresh => f.write_str("fresh"),
+        }
+    }
 }
 
 /// The banks of a placement, bank 5 filled with the payload; refused
@@ -69,8 +88,8 @@ pub(super) fn banks(
 /// other bank's; where the source has none, or it would repeat a UUID
 /// already taken, the bank gets a fresh one.
 /// Returns, for each of `count` banks, its UUID and where it comes from.
-fn uuids(payload: &Payload, count: usize) -> Result<Vec<(FatUuid, String)>> {
-    let mut chosen: Vec<(FatUuid, String)> = Vec::new();
+fn uuids(payload: &Payload, count: usize) -> Result<Vec<(FatUuid, UuidOrigin)>> {
+    let mut chosen: Vec<(FatUuid, UuidOrigin)> = Vec::new();
     for i in 0..count {
         let (kept, from) = match i {
             0 => (payload.bank_uuid, payload.bank),
@@ -78,8 +97,8 @@ fn uuids(payload: &Payload, count: usize) -> Result<Vec<(FatUuid, String)>> {
         };
         let taken: Vec<FatUuid> = chosen.iter().map(|(u, _)| *u).collect();
         chosen.push(match kept.filter(|u| !taken.contains(u)) {
-            Some(uuid) => (uuid, format!("source bank {from}")),
-            None => (fresh(&taken)?, "fresh".to_string()),
+            Some(uuid) => (uuid, UuidOrigin::SourceBank(from)),
+            None => (fresh(&taken)?, UuidOrigin::Fresh),
         });
     }
     Ok(chosen)
@@ -113,7 +132,7 @@ fn bank(
     i: usize,
     (start, sectors): (u64, u64),
     headroom: u64,
-    (uuid, uuid_from): (FatUuid, String),
+    (uuid, uuid_from): (FatUuid, UuidOrigin),
 ) -> Result<BankPlan> {
     let entry = FIRST_BANK + i as u32;
     let filled = i == 0;

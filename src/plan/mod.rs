@@ -33,7 +33,7 @@ use crate::ondisk::table::Scheme;
 use crate::size;
 use layout::{Layout, LayoutProblem, TargetScheme};
 
-pub use bank::BankPlan;
+pub use bank::{BankPlan, UuidOrigin};
 pub use boot::{BootCopy, BpbPatch};
 pub use fat16::max_fat16_sectors;
 pub use geometry::chs;

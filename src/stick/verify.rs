@@ -21,7 +21,8 @@ use crate::ondisk::bpb::BootSector;
 use crate::ondisk::fat::{FileEntry, Volume};
 use crate::ondisk::fsck;
 use crate::ondisk::table::{self, Partition, Scheme};
-use crate::plan::{BankPlan, PayloadFile, Plan};
+use crate::ondisk::vmfat::{self, FatUuid};
+use crate::plan::{BankPlan, PayloadFile, Plan, UuidOrigin};
 
 /// Version of the JSON report `verify --json` prints.
 pub const SCHEMA: &str = "esxstick.verify/1";
@@ -295,6 +296,7 @@ fn check_bank(
     };
     let part = planned.partition();
     check_bank_boot_sector(stick, part.start, bank, &name, report);
+    check_bank_uuid(stick, part.start, bank, &name, report);
     fsck_item(
         stick,
         part.start,
@@ -349,6 +351,42 @@ fn check_bank_boot_sector(
         Some(bs) if bs == bank.fat => report.add(item, true, "as planned"),
         Some(bs) => report.add(item, false, format!("{bs:?}, planned {:?}", bank.fat)),
         None => report.add(item, false, "not a FAT boot sector"),
+    }
+}
+
+/// Checks the bank's VMware FAT UUID sector: the planned UUID where it
+/// comes from the source; where it was fresh (and a later plan cannot
+/// know it), a USB-style UUID that is not the planned source's.
+fn check_bank_uuid(
+    stick: &Source,
+    start: u64,
+    bank: &BankPlan,
+    name: &str,
+    report: &mut VerifyReport,
+) {
+    let item = format!("{name} UUID");
+    let found = stick
+        .read_sector(start + vmfat::SECTOR_INDEX, "the bank's UUID sector")
+        .ok()
+        .and_then(|s| FatUuid::parse(&s));
+    let fresh = bank.uuid_from == UuidOrigin::Fresh;
+    match found {
+        None => report.add(
+            item,
+            false,
+            "no VMware FAT UUID sector: ESXi's boot loader would not find the bank",
+        ),
+        Some(uuid) if uuid == bank.uuid => {
+            report.add(item, true, format!("{uuid} ({})", bank.uuid_from))
+        }
+        Some(uuid) if fresh && uuid.0[0] >> 4 == 0xe => {
+            report.add(item, true, format!("{uuid} (fresh when written)"))
+        }
+        Some(uuid) => report.add(
+            item,
+            false,
+            format!("{uuid}, planned {} ({})", bank.uuid, bank.uuid_from),
+        ),
     }
 }
 
