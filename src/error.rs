@@ -114,7 +114,7 @@ pub enum Error {
         /// The target path.
         path: PathBuf,
         /// What was being written.
-        phase: String,
+        phase: crate::stick::write::WriteStep,
         /// What went wrong.
         cause: Box<Error>,
     },

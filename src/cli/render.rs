@@ -131,21 +131,12 @@ fn source_line(out: &mut String, inv: &Inventory) {
 
 fn partitions(out: &mut String, inv: &Inventory) {
     line!(out, "\nPartitions (by entry number; not disk order):");
-    line!(
+    partition_row(
         out,
-        "  {:>2}  {:<11} {:<20} {:>9} {:>9} {:>9} {:>10} {:>3}  {:<5} {:<11} {:<8} {:>10}",
-        "#",
-        "role",
-        "type",
-        "start",
-        "end",
-        "sectors",
-        "size",
-        "act",
-        "fs",
-        "label",
-        "vol id",
-        "used"
+        [
+            "#", "role", "type", "start", "end", "sectors", "size", "act", "fs", "label", "vol id",
+            "used",
+        ],
     );
     for p in &inv.partitions {
         let t = &p.partition;
@@ -162,21 +153,22 @@ fn partitions(out: &mut String, inv: &Inventory) {
             }
             None => Default::default(),
         };
-        line!(
+        partition_row(
             out,
-            "  {:>2}  {:<11} {:<20} {:>9} {:>9} {:>9} {:>10} {:>3}  {:<5} {:<11} {:<8} {:>10}",
-            t.number,
-            p.role.name(),
-            kind,
-            t.start,
-            t.end(),
-            t.sectors,
-            human(p.bytes),
-            if t.active { "*" } else { "" },
-            fs,
-            label,
-            id,
-            used
+            [
+                &t.number.to_string(),
+                p.role.name(),
+                &kind,
+                &t.start.to_string(),
+                &t.end().to_string(),
+                &t.sectors.to_string(),
+                &human(p.bytes),
+                if t.active { "*" } else { "" },
+                &fs,
+                &label,
+                &id,
+                &used,
+            ],
         );
         if let Some(e) = &p.fs_error {
             line!(out, "      ! {e}");
@@ -268,6 +260,66 @@ fn files(out: &mut String, inv: &Inventory, smallest: Option<&SmallestTarget>) {
     }
 }
 
+/// A table column: spaces before it, its width, and whether its text is
+/// aligned right.
+#[derive(Clone, Copy)]
+struct Col(usize, usize, bool);
+
+/// The columns of `inspect`'s partition table.
+const PARTITION_COLS: [Col; 12] = [
+    Col(2, 2, true),
+    Col(2, 11, false),
+    Col(1, 20, false),
+    Col(1, 9, true),
+    Col(1, 9, true),
+    Col(1, 9, true),
+    Col(1, 10, true),
+    Col(1, 3, true),
+    Col(2, 5, false),
+    Col(1, 11, false),
+    Col(1, 8, false),
+    Col(1, 10, true),
+];
+
+/// The columns of `plan`'s partition table.
+const PLAN_COLS: [Col; 11] = [
+    Col(2, 5, true),
+    Col(2, 11, false),
+    Col(1, 9, false),
+    Col(1, 9, true),
+    Col(1, 9, true),
+    Col(1, 9, true),
+    Col(1, 10, true),
+    Col(1, 3, true),
+    Col(2, 13, false),
+    Col(1, 13, false),
+    Col(1, 0, false),
+];
+
+/// One line of a table: each cell padded to its column.
+fn row(out: &mut String, cols: &[Col], cells: &[&str]) {
+    use std::fmt::Write as _;
+    for (&Col(gap, width, right), cell) in cols.iter().zip(cells) {
+        out.push_str(&" ".repeat(gap));
+        let _ = if right {
+            write!(out, "{cell:>width$}")
+        } else {
+            write!(out, "{cell:<width$}")
+        };
+    }
+    out.push('\n');
+}
+
+/// One line of `inspect`'s partition table (header or partition).
+fn partition_row(out: &mut String, cells: [&str; 12]) {
+    row(out, &PARTITION_COLS, &cells);
+}
+
+/// One line of `plan`'s partition table (header or entry).
+fn plan_row(out: &mut String, cells: [&str; 11]) {
+    row(out, &PLAN_COLS, &cells);
+}
+
 fn scheme_name(scheme: Scheme) -> &'static str {
     match scheme {
         Scheme::Mbr => "MBR",
@@ -298,37 +350,40 @@ fn plan_table(out: &mut String, plan: &Plan, bytes: u64) {
         plan.heads,
         plan.sectors_per_track
     );
-    line!(
+    out.push('\n');
+    plan_row(
         out,
-        "\n  {:>5}  {:<11} {:<9} {:>9} {:>9} {:>9} {:>10} {:>3}  {:<13} {:<13} {}",
-        "entry",
-        "role",
-        "type",
-        "start",
-        "end",
-        "sectors",
-        "size",
-        "act",
-        "CHS start",
-        "CHS end",
-        "EBR"
+        [
+            "entry",
+            "role",
+            "type",
+            "start",
+            "end",
+            "sectors",
+            "size",
+            "act",
+            "CHS start",
+            "CHS end",
+            "EBR",
+        ],
     );
     for p in &plan.partitions {
         let chs = |c: [u32; 3]| format!("{}/{}/{}", c[0], c[1], c[2]);
-        line!(
+        plan_row(
             out,
-            "  {:>5}  {:<11} {:<9} {:>9} {:>9} {:>9} {:>10} {:>3}  {:<13} {:<13} {}",
-            p.entry,
-            p.role,
-            short_code(&p.kind),
-            p.start,
-            p.end,
-            p.sectors,
-            human(p.sectors * SECTOR),
-            if p.active { "*" } else { "" },
-            chs(p.chs_start),
-            chs(p.chs_end),
-            p.ebr.map(|e| e.to_string()).unwrap_or_default()
+            [
+                &p.entry.to_string(),
+                p.role,
+                &short_code(&p.kind),
+                &p.start.to_string(),
+                &p.end.to_string(),
+                &p.sectors.to_string(),
+                &human(p.sectors * SECTOR),
+                if p.active { "*" } else { "" },
+                &chs(p.chs_start),
+                &chs(p.chs_end),
+                &p.ebr.map(|e| e.to_string()).unwrap_or_default(),
+            ],
         );
     }
     line!(out, "\n  disk map: |{}|", disk_map(plan, 64));

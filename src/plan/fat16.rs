@@ -113,7 +113,10 @@ mod tests {
     fn the_largest_fat16_bank_is_where_fatfs_stops_formatting_fat16() {
         let max = max_fat16_sectors();
         let spc = 64;
-        let at = |n: u64| fatfs_formats(n as u32, spc, ROOT_ENTRIES).map(|f| f.0);
+        // fatfs reserves one sector, a bank two (the UUID sector): a bank
+        // of n sectors has the data area of a fatfs volume of n - 1.
+        let extra = u64::from(BANK_RESERVED_SECTORS) - 1;
+        let at = |n: u64| fatfs_formats((n - extra) as u32, spc, ROOT_ENTRIES).map(|f| f.0);
         assert_eq!(at(max).as_deref(), Some("FAT16"));
         // One sector more: 65,525 clusters, too many for FAT16, too few
         // for FAT32.

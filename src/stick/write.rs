@@ -79,8 +79,7 @@ pub fn write(
     observer: &dyn Observer,
     hash: bool,
 ) -> Result<WriteReport> {
-    let plan_bytes = plan.target_sectors * SECTOR;
-    target.prepare(plan_bytes)?;
+    target.prepare(plan.target_sectors * SECTOR)?;
     let written = Cell::new(0);
     let disk = Disk {
         file: target.file(),
@@ -88,74 +87,18 @@ pub fn write(
         len: target.bytes(),
         written: &written,
     };
-    let fail = |phase: &str| {
-        let phase = phase.to_string();
-        let path = target.path().to_path_buf();
-        move |cause: Error| Error::WriteFailed {
-            path,
-            phase,
-            cause: Box::new(cause),
-        }
-    };
-    let io_fail = |phase: &str| {
-        let fail = fail(phase);
-        let path = target.path().to_path_buf();
-        move |source: io::Error| fail(Error::Write { path, source })
-    };
-    let mut phases = Vec::new();
-
-    let phase = Timer::start(observer, Phase::Prepare, 3 * GPT_AREA * SECTOR);
-    invalidate(&disk, target.bytes()).map_err(io_fail("invalidating the old partition table"))?;
-    phase.inc(3 * GPT_AREA * SECTOR);
-    phases.push(phase.finish());
-
-    let b = &plan.boot;
-    let phase = Timer::start(observer, Phase::BootPartition, b.copy_sectors * SECTOR);
-    copy_boot(source, inv, plan, &disk, &|n| phase.inc(n)).map_err(fail("the boot partition"))?;
-    phases.push(phase.finish());
-
-    let files: u64 = plan
-        .banks
-        .iter()
-        .flat_map(|b| &b.files)
-        .map(|f| f.bytes)
-        .sum();
-    let phase = Timer::start(observer, Phase::Modules, files);
-    let mut sha256 = BTreeMap::new();
-    for bank in &plan.banks {
-        let hashes = hash.then_some(&mut sha256);
-        write_bank(source, inv, plan, bank, &disk, &|n| phase.inc(n), hashes)
-            .map_err(fail(&format!("bank {}", bank.entry)))?;
-    }
-    disk.sync().map_err(io_fail("syncing the data"))?;
-    phases.push(phase.finish());
-
-    // A stream's MD5 covers the whole image: the table is written only
-    // once the rest of it has been hashed (on another core meanwhile).
-    let stream = if source.origin().is_some() {
-        let phase = Timer::start(observer, Phase::SourceCheck, 0);
-        let stream = source
-            .finish()
-            .map_err(fail("the check of the source image"))?;
-        phases.push(phase.finish());
-        stream
-    } else {
-        None
-    };
-
-    let phase = Timer::start(
+    let job = Job {
+        source,
+        inv,
+        plan,
+        disk: &disk,
         observer,
-        Phase::Tables,
-        SECTOR * plan.partitions.len() as u64,
-    );
-    write_tables(plan, inv, &disk).map_err(io_fail("the partition table"))?;
-    phase.inc(SECTOR * plan.partitions.len() as u64);
-    if target.kind() == TargetKind::BlockDevice {
-        // The stick is complete either way; a busy kernel re-reads later.
-        let _ = ioctl::reread_partitions(disk.file);
-    }
-    phases.push(phase.finish());
-
+    };
+    let mut phases = vec![job.prepare()?, job.boot()?];
+    let (time, sha256) = job.banks(hash)?;
+    phases.push(time);
+    let stream = job.check_source(&mut phases)?;
+    phases.push(job.tables(target.kind())?);
     Ok(WriteReport {
         schema: SCHEMA,
         target: target.path().display().to_string(),
@@ -166,6 +109,136 @@ pub fn write(
         sha256,
         stream,
     })
+}
+
+/// The step of a write that failed, as [`Error::WriteFailed`] names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteStep {
+    /// Zeroing the old partition table.
+    Invalidate,
+    /// Copying the boot partition.
+    BootPartition,
+    /// Formatting and filling a bank.
+    Bank(u32),
+    /// Syncing the data before the table.
+    Sync,
+    /// Checking the rest of a compressed source (its MD5).
+    SourceCheck,
+    /// Writing the partition table.
+    Table,
+}
+
+impl std::fmt::Display for WriteStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteStep::Invalidate => f.write_str("invalidating the old partition table"),
+            WriteStep::BootPartition => f.write_str("the boot partition"),
+            WriteStep::Bank(n) => write!(f, "bank {n}"),
+            WriteStep::Sync => f.write_str("syncing the data"),
+            WriteStep::SourceCheck => f.write_str("the check of the source image"),
+            WriteStep::Table => f.write_str("the partition table"),
+        }
+    }
+}
+
+/// One write in progress: what is written where, and who hears of it.
+struct Job<'a> {
+    source: &'a Source,
+    inv: &'a Inventory,
+    plan: &'a Plan,
+    disk: &'a Disk<'a>,
+    observer: &'a dyn Observer,
+}
+
+impl Job<'_> {
+    /// The error for a failure at `step`.
+    fn fail(&self, step: WriteStep) -> impl FnOnce(Error) -> Error {
+        let path = self.disk.path.to_path_buf();
+        move |cause| Error::WriteFailed {
+            path,
+            phase: step,
+            cause: Box::new(cause),
+        }
+    }
+
+    /// The error for an I/O failure at `step`.
+    fn io_fail(&self, step: WriteStep) -> impl FnOnce(io::Error) -> Error {
+        let (fail, path) = (self.fail(step), self.disk.path.to_path_buf());
+        move |source| fail(Error::Write { path, source })
+    }
+
+    /// Step 1: the old table made invalid.
+    fn prepare(&self) -> Result<PhaseTime> {
+        let phase = Timer::start(self.observer, Phase::Prepare, 3 * GPT_AREA * SECTOR);
+        invalidate(self.disk, self.disk.len).map_err(self.io_fail(WriteStep::Invalidate))?;
+        phase.inc(3 * GPT_AREA * SECTOR);
+        Ok(phase.finish())
+    }
+
+    /// Step 2: the boot partition's used extent, BPB patched.
+    fn boot(&self) -> Result<PhaseTime> {
+        let total = self.plan.boot.copy_sectors * SECTOR;
+        let phase = Timer::start(self.observer, Phase::BootPartition, total);
+        copy_boot(self.source, self.inv, self.plan, self.disk, &|n| {
+            phase.inc(n)
+        })
+        .map_err(self.fail(WriteStep::BootPartition))?;
+        Ok(phase.finish())
+    }
+
+    /// Steps 3 and 4: every bank formatted and filled, then synced; with
+    /// `hash`, the SHA-256 of every file copied.
+    fn banks(&self, hash: bool) -> Result<(PhaseTime, BTreeMap<String, String>)> {
+        let banks = &self.plan.banks;
+        let files: u64 = banks.iter().flat_map(|b| &b.files).map(|f| f.bytes).sum();
+        let phase = Timer::start(self.observer, Phase::Modules, files);
+        let mut sha256 = BTreeMap::new();
+        for bank in banks {
+            let hashes = hash.then_some(&mut sha256);
+            let done = |n| phase.inc(n);
+            write_bank(
+                self.source,
+                self.inv,
+                self.plan,
+                bank,
+                self.disk,
+                &done,
+                hashes,
+            )
+            .map_err(self.fail(WriteStep::Bank(bank.entry)))?;
+        }
+        self.disk.sync().map_err(self.io_fail(WriteStep::Sync))?;
+        Ok((phase.finish(), sha256))
+    }
+
+    /// A stream's MD5 covers the whole image: the table is written only
+    /// once the rest of it has been hashed (on another core meanwhile).
+    fn check_source(&self, phases: &mut Vec<PhaseTime>) -> Result<Option<StreamReport>> {
+        if self.source.origin().is_none() {
+            return Ok(None);
+        }
+        let phase = Timer::start(self.observer, Phase::SourceCheck, 0);
+        let stream = self
+            .source
+            .finish()
+            .map_err(self.fail(WriteStep::SourceCheck))?;
+        phases.push(phase.finish());
+        Ok(stream)
+    }
+
+    /// Step 5: the partition table, its commit sectors last; the kernel is
+    /// asked to re-read it.
+    fn tables(&self, kind: TargetKind) -> Result<PhaseTime> {
+        let bytes = SECTOR * self.plan.partitions.len() as u64;
+        let phase = Timer::start(self.observer, Phase::Tables, bytes);
+        write_tables(self.plan, self.inv, self.disk).map_err(self.io_fail(WriteStep::Table))?;
+        phase.inc(bytes);
+        if kind == TargetKind::BlockDevice {
+            // The stick is complete either way; a busy kernel re-reads later.
+            let _ = ioctl::reread_partitions(self.disk.file);
+        }
+        Ok(phase.finish())
+    }
 }
 
 /// Zeroes sector 0 and the GPT areas at both ends, then syncs: from here
