@@ -5,11 +5,9 @@
 //! same bank, report each bank's VMware FAT UUID exactly as dd reads it
 //! from the fixture, and say why each excluded bank is excluded.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// A rule fixture: the bank ESXi boots (`None`: it finds none) and the

@@ -10,8 +10,6 @@
 //! must contain; a file the table does not list fails
 //! `every_corpus_file_has_a_case`.
 
-mod common;
-
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use common::*;
+use crate::common::*;
 
 /// Longest any command may take on a malformed source.
 const TIMEOUT_SECS: u64 = 60;

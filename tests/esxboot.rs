@@ -8,12 +8,10 @@
 //! source, a fresh one marked as USB media). Zeroing that sector on a copy
 //! makes the loader find no bank: the negative control of every case.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// Writes `variant` with `layout` to a new image file of `size`.

@@ -1,12 +1,10 @@
 //! `extract` against the oracles: files pulled with mcopy, the boot
 //! partition pulled with dd-equivalent slicing, and `sha256sum -c`.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 /// Extracts `variant` (optionally forcing a bank) and checks the output
 /// against mcopy of bank `bank` and the raw boot partition at `boot_lba`.

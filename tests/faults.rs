@@ -3,14 +3,12 @@
 //! valid but is not — either no valid MBR signature, or the complete
 //! stick that verifies — and a rerun must succeed.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const SIZE: &str = "65273856";
 const LAYOUT: &str = "vcritical-64mb";

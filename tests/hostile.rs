@@ -3,13 +3,11 @@
 //! of a fixture), and must be refused with exit 2 and one line naming the
 //! problem, quickly, with nothing written.
 
-mod common;
-
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 fn mbr_entry(sys: u8, start: u32, sectors: u32) -> [u8; 16] {
     let mut e = [0u8; 16];

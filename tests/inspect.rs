@@ -1,11 +1,9 @@
 //! `inspect` against the oracles: sfdisk for the partition table, minfo and
 //! mdir for the FAT volumes, mcopy for file sizes.
 
-mod common;
-
 use std::fs;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const GOOD: [&str; 5] = ["esxi40", "esxi41", "alt-active", "fragmented", "gpt"];

@@ -1,13 +1,11 @@
 //! `plan` end to end: the hand-made 64 MB table reproduced exactly, fit
 //! and refusal on 64 MB, and every plan expressible by sfdisk.
 
-mod common;
-
 use std::fs;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const VCRITICAL_BYTES: &str = "65273856";

@@ -4,13 +4,11 @@
 //! whatever the source kind, `extract` must give byte-identical output,
 //! and a stick written from it must verify and boot.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 /// Runs a shell pipeline of oracle tools; fails loudly if it fails.
 fn sh(script: &str) {

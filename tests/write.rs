@@ -3,13 +3,11 @@
 //! to the source's, QEMU boots the stick (and not a broken one); damage is
 //! caught and named; unsafe targets are refused without a byte written.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const VCRITICAL_BYTES: &str = "65273856";

@@ -1,7 +1,6 @@
 //! Shared test helpers: fixtures built by scripts/make-fixture (never by
 //! esxstick), the esxstick binary, and the independent oracles (sfdisk,
 //! mtools, fsck.fat, QEMU). A missing oracle fails the test loudly.
-#![allow(dead_code)] // each test binary uses its own subset
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
