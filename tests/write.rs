@@ -492,8 +492,18 @@ fn damage_is_caught_and_named() {
     }
 
     let bank = entry(&plan, 5)["start"].as_u64().unwrap() * 512;
+    let bad = damaged_copy(&stick, "uuid.img");
+    flip(&bad, bank + 512 + 20); // in the UUID of VMware's UUID sector
+    let out = esxstick(&["verify", bad.to_str().unwrap(), "--against", src, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(failed_items(&out), ["bank 5 UUID"]);
+
+    let reserved = plan["banks"][0]["fat"]["reserved_sectors"]
+        .as_u64()
+        .unwrap();
     let bad = damaged_copy(&stick, "fat.img");
-    flip(&bad, bank + 512 + 40); // first FAT, an entry of the first files' chains
+    // First FAT, an entry of the first files' chains.
+    flip(&bad, bank + reserved * 512 + 40);
     let out = esxstick(&["verify", bad.to_str().unwrap(), "--against", src, "--json"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
