@@ -63,6 +63,13 @@ pub fn eligibility(
         return Err(Exclusion::NoUuidSector);
     }
     let cfg = cfg.ok_or(Exclusion::NoBootCfg)?;
+    // The bank's own marks first (an empty bank says bootstate=3), then
+    // what its boot.cfg lacks.
+    match (cfg.quickboot.unwrap_or(0), cfg.bootstate.unwrap_or(0)) {
+        (0, 0 | 1) => {}
+        (0, state) => return Err(Exclusion::Bootstate(state)),
+        (quick, _) => return Err(Exclusion::Quickboot(quick)),
+    }
     if cfg.updated.unwrap_or(0) == 0 {
         return Err(Exclusion::NotUpdated);
     }
@@ -70,11 +77,7 @@ pub fn eligibility(
     if !build.starts_with(|c: char| c.is_ascii_digit()) {
         return Err(Exclusion::NoBuild);
     }
-    match (cfg.quickboot.unwrap_or(0), cfg.bootstate.unwrap_or(0)) {
-        (0, 0 | 1) => Ok(()),
-        (0, state) => Err(Exclusion::Bootstate(state)),
-        (quick, _) => Err(Exclusion::Quickboot(quick)),
-    }
+    Ok(())
 }
 
 /// The bank safeboot boots among `(partition, updated, eligible)`: the
