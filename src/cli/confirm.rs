@@ -13,11 +13,19 @@ pub fn confirm(target: &Target) -> Result<(), Error> {
         path: target.path().to_path_buf(),
         refusal,
     };
+    let holds = target.holds();
     if !std::io::stdin().is_terminal() {
-        return Err(refuse(Refusal::NoTerminal));
+        return Err(refuse(Refusal::NoTerminal {
+            holds: holds.clone(),
+        }));
     }
+    let swapped = if holds.looks_like_source() {
+        "\nSOURCE and TARGET may be swapped: the target looks like an image to read, not a stick"
+    } else {
+        ""
+    };
     eprint!(
-        "esxstick will ERASE {}\nType yes to continue: ",
+        "esxstick will ERASE {}\nwhich holds {holds}{swapped}\nType yes to continue: ",
         target.description()
     );
     let mut answer = String::new();

@@ -29,6 +29,11 @@ pub fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string_pretty(value).unwrap_or_default() + "\n"
 }
 
+/// A failure as JSON: `{"error": {"kind": …, "message": …}}`.
+pub fn json_error(kind: &str, message: &str) -> String {
+    to_json(&serde_json::json!({ "error": { "kind": kind, "message": message } }))
+}
+
 /// Writes text to stdout; a reader that went away (`| head`) is not an
 /// error worth reporting.
 pub fn emit(text: &str) {
