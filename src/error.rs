@@ -400,7 +400,10 @@ pub enum FatProblem {
         name: String,
     },
     /// fatfs formatted a volume other than the one planned.
-    #[error("fatfs formatted {formatted:?}, not the planned {planned:?}")]
+    #[error("the new volume's boot sector is not the planned one: {}", match formatted.as_ref() {
+        Ok(bs) => bs.differences(planned),
+        Err(reason) => reason.clone(),
+    })]
     NotAsPlanned {
         /// The boot sector written, as parsed (or why it does not parse).
         formatted: Box<Result<BootSector, String>>,

@@ -9,7 +9,11 @@ use std::os::fd::AsRawFd;
 // From <linux/fs.h>: _IOR(0x12, 114, size_t), _IO(0x12, 95), _IO(0x12, 97),
 // and BLKROGET, _IO(0x12, 94), which writes an int all the same.
 nix::ioctl_read!(blkgetsize64, 0x12, 114, u64);
-nix::ioctl_read_bad!(blkroget, nix::request_code_none!(0x12, 94), nix::libc::c_int);
+nix::ioctl_read_bad!(
+    blkroget,
+    nix::request_code_none!(0x12, 94),
+    nix::libc::c_int
+);
 nix::ioctl_none!(blkrrpart, 0x12, 95);
 nix::ioctl_none!(blkflsbuf, 0x12, 97);
 

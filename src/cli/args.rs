@@ -179,7 +179,12 @@ pub enum Command {
         layout: Option<String>,
         /// The --size the stick was written with (default: found from
         /// the stick's table, which ends where the written size does).
-        #[arg(long, value_name = "SIZE", requires = "against", allow_hyphen_values = true)]
+        #[arg(
+            long,
+            value_name = "SIZE",
+            requires = "against",
+            allow_hyphen_values = true
+        )]
         size: Option<String>,
         /// The stick was written with --new-uuids: its banks' UUIDs are
         /// checked to be fresh ones, not the source's.

@@ -48,8 +48,8 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::from(exit::OK as u8),
         Err(e) => {
             let message = format!("{e}{}", hint(&e));
-            // A failed verification has printed its report already.
-            if json && !matches!(e, Error::VerifyFailed { .. }) {
+            // A report printed already holds or implies the failure.
+            if json && !render::json_printed() {
                 emit(&render::json_error(e.kind(), &message));
             }
             eprintln!("esxstick: {message}");
@@ -203,6 +203,9 @@ struct InspectReport<'a> {
     /// Smallest target for the default layout; null when the image is
     /// incomplete or cannot fit any target.
     smallest_target: Option<SmallestTarget>,
+    /// Why the image cannot be used (the command exits 2), as `--json`
+    /// prints failures; null when it can.
+    error: Option<render::JsonError<'a>>,
 }
 
 fn inspect(path: &Path, json: bool, image: &ImageArgs) -> Result<(), Error> {
@@ -224,20 +227,25 @@ fn inspect(path: &Path, json: bool, image: &ImageArgs) -> Result<(), Error> {
         Err(e) => return Err(e),
     };
     let smallest = choose::smallest_target(&inv);
+    let outcome = match refusal {
+        Some(e) => Err(e),
+        None => inv.check_complete(),
+    };
     if json {
+        let message = outcome.as_ref().err().map(|e| (e.kind(), e.to_string()));
         let report = InspectReport {
             inventory: &inv,
             smallest_target: smallest,
+            error: message
+                .as_ref()
+                .map(|(kind, message)| render::JsonError { kind, message }),
         };
         emit(&to_json(&report));
     } else {
-        emit(&render::inventory(&inv, smallest.as_ref()));
+        emit(&render::fit(&render::inventory(&inv, smallest.as_ref())));
     }
     finish(&source)?;
-    match refusal {
-        Some(e) => Err(e),
-        None => inv.check_complete(),
-    }
+    outcome
 }
 
 fn extract(source: &Path, dir: &Path, image: &ImageArgs, force: bool) -> Result<(), Error> {
@@ -255,7 +263,7 @@ fn extract(source: &Path, dir: &Path, image: &ImageArgs, force: bool) -> Result<
         report.dir.display(),
         extract::SUMS
     ));
-    emit(&out);
+    emit(&render::fit(&out));
     Ok(())
 }
 
@@ -302,7 +310,7 @@ fn plan(
     if json {
         emit(&to_json(&plan));
     } else {
-        emit(&render::plan(&plan, bytes));
+        emit(&render::fit(&render::plan(&plan, bytes)));
     }
     Ok(())
 }
@@ -344,7 +352,7 @@ fn write(
     interrupt::defer();
     let mut target = Target::open(target, &plan, &source, options.force)?;
     if !options.json {
-        emit(&render::plan(&plan, bytes));
+        emit(&render::fit(&render::plan(&plan, bytes)));
     }
     if target.holds().looks_like_source() && options.yes {
         eprintln!(
@@ -364,7 +372,10 @@ fn write(
         if let Some(stream) = &outcome.write.stream {
             eprintln!("esxstick: {}", stream.summary());
         }
-        emit(&render::write(&outcome.write, outcome.verify.as_ref()));
+        emit(&render::fit(&render::write(
+            &outcome.write,
+            outcome.verify.as_ref(),
+        )));
     }
     outcome.verify.map_or(Ok(()), verdict)
 }
@@ -437,7 +448,7 @@ fn verify(
     if json {
         emit(&to_json(&report));
     } else {
-        emit(&render::verify(&report));
+        emit(&render::fit(&render::verify(&report)));
     }
     verdict(report)
 }
@@ -455,9 +466,9 @@ fn layouts(json: bool) {
         } else {
             ""
         };
-        out.push_str(&format!("{:<16} {}{default}\n", l.name, l.description));
+        out.push_str(&format!("{}{default}\n    {}\n", l.name, l.description));
     }
-    emit(&out);
+    emit(&render::fit(&out));
 }
 
 /// Exit status of a verification: failure names the failed items.

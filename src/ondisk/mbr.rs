@@ -181,6 +181,14 @@ fn walk_ebr_chain(source: &Source, disk_sectors: u64, max: usize) -> Result<Vec<
         }
         let next = entry(&ebr, 1);
         if next.start == 0 {
+            // A link of extended type to relative sector 0 leads back to
+            // the first EBR: a loop (sfdisk calls it one), not the end.
+            if PartitionType::Mbr(next.sys).is_extended() {
+                return problem(TableProblem::EbrLoop {
+                    lba,
+                    target: ext.start,
+                });
+            }
             return Ok(logical_found);
         }
         if !seen.insert(rel) || next.start <= rel {
@@ -369,6 +377,16 @@ mod tests {
         assert_eq!(
             refusal(&esxi4(unsigned).1),
             "bad partition table: the EBR at sector 520192 has no signature (55 AA)"
+        );
+        // A link of type 05 to relative sector 0: back to the first EBR.
+        let to_first = signed_sector(&[
+            (slot(0), &raw(0, 0x06, 32, 511_968)),
+            (slot(1), &raw(0, 0x05, 0, 512_000)),
+        ]);
+        assert_eq!(
+            refusal(&esxi4(to_first).1),
+            "bad partition table: the EBR chain loops: the EBR at sector 520192 links back to \
+             sector 8192"
         );
         let on_itself = signed_sector(&[(slot(0), &raw(0, 0x06, 0, 10))]);
         assert_eq!(

@@ -60,7 +60,12 @@ impl Contents {
         }
         match table::read(&source) {
             Ok(t) => match inventory::read(&source, None) {
-                Ok(inv) if inv.partitions.iter().any(|p| matches!(p.role, Role::Vmkcore | Role::Store)) => {
+                Ok(inv)
+                    if inv
+                        .partitions
+                        .iter()
+                        .any(|p| matches!(p.role, Role::Vmkcore | Role::Store)) =>
+                {
                     Contents::EsxiImage { build: build(&inv) }
                 }
                 Ok(inv) => Contents::EsxiStick {
@@ -103,7 +108,9 @@ impl fmt::Display for Contents {
                 build(b),
                 layout
                     .as_ref()
-                    .map_or("a layout esxstick does not know".into(), |l| format!("layout {l}"))
+                    .map_or("a layout esxstick does not know".into(), |l| format!(
+                        "layout {l}"
+                    ))
             ),
             Contents::EsxiImage { build: b } => {
                 write!(f, "an ESXi disk image (build {})", build(b))
@@ -111,7 +118,10 @@ impl fmt::Display for Contents {
             Contents::Compressed => f.write_str("a compressed image or installer ISO"),
             Contents::FatVolume { label } => write!(f, "a FAT volume labelled {label:?}"),
             Contents::Partitioned { partitions } => {
-                write!(f, "a partitioned disk ({partitions} partitions, not ESXi's)")
+                write!(
+                    f,
+                    "a partitioned disk ({partitions} partitions, not ESXi's)"
+                )
             }
             Contents::Unknown => f.write_str("data without a partition table"),
         }
@@ -138,7 +148,10 @@ fn fat_volume(source: &Source) -> Contents {
         .read_sector(0, "the boot sector")
         .ok()
         .filter(|s| BootSector::parse(s).is_ok())
-        .and_then(|s| s.get(0x2b..0x36).map(|l| String::from_utf8_lossy(l).trim().to_string()));
+        .and_then(|s| {
+            s.get(0x2b..0x36)
+                .map(|l| String::from_utf8_lossy(l).trim().to_string())
+        });
     match label {
         Some(label) => Contents::FatVolume { label },
         None => Contents::Unknown,

@@ -124,11 +124,22 @@ impl Target {
             path.display(),
             size::human(plan_bytes)
         );
-        Target::image_file(path, file, TargetKind::NewImageFile, plan_bytes, description)
+        Target::image_file(
+            path,
+            file,
+            TargetKind::NewImageFile,
+            plan_bytes,
+            description,
+        )
     }
 
     /// The existing image file at `path` (described by `meta`).
-    fn open_file(path: &Path, meta: &Metadata, plan_bytes: u64, write_bytes: u64) -> Result<Target> {
+    fn open_file(
+        path: &Path,
+        meta: &Metadata,
+        plan_bytes: u64,
+        write_bytes: u64,
+    ) -> Result<Target> {
         if meta.permissions().mode() & 0o222 == 0 {
             return Err(refuse(path, Refusal::ReadOnly { device: false }));
         }
@@ -437,7 +448,10 @@ fn whole_disk(dev: u64) -> u64 {
         .and_then(|p| read_sys(&p.parent()?.join("dev")))
         .and_then(|text| {
             let (major, minor) = text.split_once(':')?;
-            Some(nix::sys::stat::makedev(major.parse().ok()?, minor.parse().ok()?))
+            Some(nix::sys::stat::makedev(
+                major.parse().ok()?,
+                minor.parse().ok()?,
+            ))
         })
         .unwrap_or(dev)
 }
@@ -583,7 +597,9 @@ mod tests {
     #[test]
     fn fixed_disks_need_force_removable_and_loop_do_not() {
         let fixed = fake_sysfs(&[("removable", "0")]);
-        let why = device_refusal(fixed.path(), DISK, false).unwrap().to_string();
+        let why = device_refusal(fixed.path(), DISK, false)
+            .unwrap()
+            .to_string();
         assert!(why.contains("not a removable disk"), "{why}");
         assert_eq!(device_refusal(fixed.path(), DISK, true), None);
         let stick = fake_sysfs(&[("removable", "1")]);

@@ -383,7 +383,7 @@ fn check_bank_boot_sector(
         .and_then(|s| BootSector::parse(&s).ok());
     match bpb {
         Some(bs) if bs == bank.fat => report.add(item, true, "as planned"),
-        Some(bs) => report.add(item, false, format!("{bs:?}, planned {:?}", bank.fat)),
+        Some(bs) => report.add(item, false, bs.differences(&bank.fat)),
         None => report.add(item, false, "not a FAT boot sector"),
     }
 }
@@ -431,14 +431,19 @@ fn check_label(volume: &Volume, bank: &BankPlan, name: &str, report: &mut Verify
         Ok(info) if info.label == bank.label && info.volume_id == bank.volume_id => {
             report.add(item, true, format!("{} {}", info.label, info.volume_id))
         }
-        Ok(info) => report.add(
-            item,
-            false,
-            format!(
-                "{} {}, planned {} {}",
-                info.label, info.volume_id, bank.label, bank.volume_id
-            ),
-        ),
+        Ok(info) => {
+            let mut diffs = Vec::new();
+            if info.label != bank.label {
+                diffs.push(format!("label {:?}, planned {:?}", info.label, bank.label));
+            }
+            if info.volume_id != bank.volume_id {
+                diffs.push(format!(
+                    "volume ID {}, planned {}",
+                    info.volume_id, bank.volume_id
+                ));
+            }
+            report.add(item, false, diffs.join("; "))
+        }
         Err(e) => report.add(item, false, e.to_string()),
     }
 }
