@@ -351,6 +351,10 @@ fn write(
     // From here a signal stops the write between two writes.
     interrupt::defer();
     let mut target = Target::open(target, &plan, &source, options.force)?;
+    let ask = target.needs_confirmation() && !options.yes;
+    if ask {
+        confirm::can_ask(&target)?;
+    }
     if !options.json {
         emit(&render::fit(&render::plan(&plan, bytes)));
     }
@@ -361,7 +365,7 @@ fn write(
             target.holds()
         );
     }
-    if target.needs_confirmation() && !options.yes {
+    if ask {
         interrupt::at_once_during(|| confirm::confirm(&target))?;
     }
     let outcome = burn::burn(&source, &inv, &plan, &mut target, &*bars, options.verify)

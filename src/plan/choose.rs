@@ -48,10 +48,10 @@ pub fn smallest_target(inv: &Inventory) -> Option<SmallestTarget> {
 /// `--size` onto a larger device ends before the device does).
 ///
 /// Fails when the stick has no readable table, and, when no layout is
-/// named, when no built-in layout gives its table. With a named layout
-/// that gives no candidate size the stick's table, the plan for `size`
-/// (or the whole device) is returned, so that the verification shows the
-/// differences.
+/// named, when no built-in layout gives its table. Given `size`, the plan
+/// is for that size; with a named layout that gives the stick's table at
+/// no size, the plan for `size` (or the whole device). Either may differ
+/// from the stick, so that the verification shows the differences.
 pub fn plan_of_stick(
     stick: &Source,
     payload: &Payload,
@@ -67,26 +67,32 @@ pub fn plan_of_stick(
             .filter_map(|s| Layout::load(&s.name).ok())
             .collect(),
     };
-    for layout in &layouts {
-        let sizes = match size {
-            Some(bytes) => vec![bytes / SECTOR],
-            None => written_sizes(&table, layout, device),
-        };
-        let found = sizes
+    let given = size.map(|bytes| bytes / SECTOR);
+    // The layout whose plan gives the table, at the size given or at a
+    // size it may have been written for.
+    let found = layouts.iter().find_map(|layout| {
+        let mut sizes: Vec<u64> = given.into_iter().collect();
+        sizes.extend(written_sizes(&table, layout, device));
+        sizes
             .into_iter()
             .filter_map(|sectors| plan::plan(payload, layout, sectors).ok())
-            .find(|plan| same_shape(&table, plan));
-        if let Some(plan) = found {
-            return Ok(plan);
+            .find(|plan| same_shape(&table, plan))
+            .map(|plan| (layout, plan))
+    });
+    match (found, given) {
+        // Told the size: the plan for it, even where it differs.
+        (Some((layout, plan)), Some(sectors)) if plan.target_sectors != sectors => {
+            plan::plan(payload, layout, sectors)
         }
-    }
-    match layouts.first() {
-        Some(named) if layout.is_some() => {
-            plan::plan(payload, named, size.map_or(device, |b| b / SECTOR))
-        }
-        _ => Err(Error::Layout(LayoutProblem::Unrecognised {
-            table: table_summary(&table),
-        })),
+        (Some((_, plan)), _) => Ok(plan),
+        (None, _) => match layouts.first() {
+            Some(named) if layout.is_some() => {
+                plan::plan(payload, named, given.unwrap_or(device))
+            }
+            _ => Err(Error::Layout(LayoutProblem::Unrecognised {
+                table: table_summary(&table),
+            })),
+        },
     }
 }
 
