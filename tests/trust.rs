@@ -181,7 +181,10 @@ fn verify_says_what_a_stick_without_a_table_is() {
     ] {
         let out = run(&args);
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-        let text = stdout(&out).split_whitespace().collect::<Vec<_>>().join(" ");
+        let text = stdout(&out)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         assert!(text.contains("interrupted or failed write"), "{text}");
         assert!(text.contains("run esxstick write again"), "{text}");
         assert_eq!(text.matches("FAIL").count(), 1, "one FAIL: {text}");

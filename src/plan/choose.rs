@@ -86,9 +86,7 @@ pub fn plan_of_stick(
         }
         (Some((_, plan)), _) => Ok(plan),
         (None, _) => match layouts.first() {
-            Some(named) if layout.is_some() => {
-                plan::plan(payload, named, given.unwrap_or(device))
-            }
+            Some(named) if layout.is_some() => plan::plan(payload, named, given.unwrap_or(device)),
             _ => Err(Error::Layout(LayoutProblem::Unrecognised {
                 table: table_summary(&table),
             })),

@@ -471,7 +471,7 @@ fn check_room(path: &Path, on: &Path, needs: u64) -> Result<()> {
     let Ok(stat) = nix::sys::statvfs::statvfs(on) else {
         return Ok(());
     };
-    let free = u64::from(stat.blocks_available()).saturating_mul(stat.fragment_size());
+    let free = stat.blocks_available().saturating_mul(stat.fragment_size());
     if free < needs {
         return Err(refuse(path, Refusal::NoRoom { free, needs }));
     }
