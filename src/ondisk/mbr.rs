@@ -363,30 +363,26 @@ mod tests {
 
     #[test]
     fn refuses_damaged_chains_naming_the_sector() {
-        let looping = signed_sector(&[
-            (slot(0), &raw(0, 0x06, 32, 511_968)),
-            (slot(1), &raw(0, 0x05, 512_000, 512_000)),
-        ]);
-        assert_eq!(
-            refusal(&esxi4(looping).1),
-            "bad partition table: the EBR chain loops: the EBR at sector 520192 links back to \
-             sector 520192"
-        );
+        // A link back to itself, and one of type 05 to relative sector 0:
+        // back to the first EBR.
+        for (link, target) in [(512_000, 520_192), (0, 8192)] {
+            let looping = signed_sector(&[
+                (slot(0), &raw(0, 0x06, 32, 511_968)),
+                (slot(1), &raw(0, 0x05, link, 512_000)),
+            ]);
+            assert_eq!(
+                refusal(&esxi4(looping).1),
+                format!(
+                    "bad partition table: the EBR chain loops: the EBR at sector 520192 links \
+                     back to sector {target}"
+                )
+            );
+        }
         let mut unsigned = last_ebr();
         unsigned[511] = 0;
         assert_eq!(
             refusal(&esxi4(unsigned).1),
             "bad partition table: the EBR at sector 520192 has no signature (55 AA)"
-        );
-        // A link of type 05 to relative sector 0: back to the first EBR.
-        let to_first = signed_sector(&[
-            (slot(0), &raw(0, 0x06, 32, 511_968)),
-            (slot(1), &raw(0, 0x05, 0, 512_000)),
-        ]);
-        assert_eq!(
-            refusal(&esxi4(to_first).1),
-            "bad partition table: the EBR chain loops: the EBR at sector 520192 links back to \
-             sector 8192"
         );
         let on_itself = signed_sector(&[(slot(0), &raw(0, 0x06, 0, 10))]);
         assert_eq!(
