@@ -12,7 +12,9 @@ use clap::{ArgGroup, Parser, Subcommand};
 /// --size 64M` to see what a stick would hold.
 ///
 /// Exit codes: 0 success; 1 verification failed; 2 bad input, bad usage,
-/// or the operation could not be carried out (one line on stderr says why).
+/// or the operation could not be carried out (one line on stderr says why;
+/// with --json also {"error": {"kind", "message"}} on stdout); 130/143 a
+/// write interrupted by SIGINT/SIGTERM.
 #[derive(Parser)]
 #[command(version, about, long_about)]
 pub struct Cli {
@@ -110,13 +112,16 @@ pub enum Command {
     ///
     /// TARGET is a whole disk (/dev/sdX, /dev/loopN) or an image file
     /// (created, or extended, as a sparse file; give --size for a new
-    /// one). Before anything is written the target is checked: never a
-    /// partition, a mounted disk, the source itself, or a fixed disk
-    /// without --force; its vendor, model, size and serial are shown and
-    /// must be confirmed on a terminal unless --yes (without a terminal,
-    /// --yes is required). The old partition table is invalidated first
-    /// and the new one written last, so an interrupted write leaves a
-    /// stick without a valid table, never a half-valid one.
+    /// one). Before the plan is printed the target is checked: never a
+    /// partition, a read-only or mounted disk, a file locked by another
+    /// esxstick or without room on its file system, the source through
+    /// any path, or a fixed disk without --force; its vendor, model, size,
+    /// serial and what it holds are shown and must be confirmed on a
+    /// terminal unless --yes (without a terminal, --yes is required). The
+    /// old partition table is invalidated first and the new one written
+    /// last, so an interrupted write leaves a stick without a valid table,
+    /// never a half-valid one; Ctrl-C stops it between two writes with a
+    /// line saying so (exit 130; SIGTERM 143).
     Write {
         /// ESXi disk image (compressed or not), installer ISO, or block
         /// device; see `esxstick inspect --help`.
