@@ -108,8 +108,8 @@ pub enum Error {
         refusal: Refusal,
     },
 
-    /// Writing the stick failed part-way; it has no valid partition table.
-    #[error("writing {} stopped at {phase}: {cause}; the stick has no valid partition table — fix the cause and run write again", path.display())]
+    /// Writing the stick failed part-way.
+    #[error("writing {} stopped at {phase}: {cause}; {state} — fix the cause and run write again", path.display())]
     WriteFailed {
         /// The target path.
         path: PathBuf,
@@ -117,6 +117,40 @@ pub enum Error {
         phase: crate::stick::write::WriteStep,
         /// What went wrong.
         cause: Box<Error>,
+        /// The state the stick is left in.
+        state: StickState,
+    },
+
+    /// The write was interrupted (SIGINT, SIGTERM) between two writes.
+    #[error("writing {} interrupted at {phase}: {state}; run the same command again", path.display())]
+    Interrupted {
+        /// The target path.
+        path: PathBuf,
+        /// What was being done.
+        phase: crate::stick::write::WriteStep,
+        /// The state the stick is left in.
+        state: StickState,
+    },
+
+    /// A target that `verify` refuses to read.
+    #[error("cannot verify {}: {refusal}", path.display())]
+    VerifyTarget {
+        /// The target path.
+        path: PathBuf,
+        /// Why not.
+        refusal: Refusal,
+    },
+
+    /// The source is unusable, and the target looks like a source: the
+    /// two may have been given the other way round.
+    #[error("{cause}; TARGET {} holds {holds}: SOURCE and TARGET may be swapped", target.display())]
+    MaybeSwapped {
+        /// Why the source is unusable.
+        cause: Box<Error>,
+        /// The target path.
+        target: PathBuf,
+        /// What the target holds.
+        holds: crate::stick::contents::Contents,
     },
 
     /// The stick does not match (or is damaged); the report says where.
@@ -366,7 +400,10 @@ pub enum FatProblem {
         name: String,
     },
     /// fatfs formatted a volume other than the one planned.
-    #[error("fatfs formatted {formatted:?}, not the planned {planned:?}")]
+    #[error("the new volume's boot sector is not the planned one: {}", match formatted.as_ref() {
+        Ok(bs) => bs.differences(planned),
+        Err(reason) => reason.clone(),
+    })]
     NotAsPlanned {
         /// The boot sector written, as parsed (or why it does not parse).
         formatted: Box<Result<BootSector, String>>,
@@ -443,6 +480,43 @@ pub enum Refusal {
         /// The loop device's backing file.
         backing: PathBuf,
     },
+    /// The file is the one behind the source, a loop device.
+    #[error("is the file behind the source loop device {}", device.display())]
+    BehindSourceLoop {
+        /// The source loop device.
+        device: PathBuf,
+    },
+    /// The device holds the file system the source image is on.
+    #[error("holds the file system the source image is on")]
+    HoldsSource,
+    /// The file lies on a file system of the source device.
+    #[error("lies on the source device")]
+    OnSource,
+    /// The device or file cannot be written.
+    #[error("{}", if *device {
+        "is read-only (a write-protect switch, or a read-only loop device); nothing was written"
+    } else {
+        "is read-only (no write permission, or a read-only file system); nothing was written"
+    })]
+    ReadOnly {
+        /// Whether it is a block device (else a file).
+        device: bool,
+    },
+    /// Another process holds an exclusive lock on the image file.
+    #[error("is in use: another esxstick (or another program) holds a lock on it")]
+    Locked,
+    /// The file system of an image file lacks room for what is written.
+    #[error(
+        "needs {} free on its file system for what the plan writes, which has {}",
+        crate::size::human(*needs),
+        crate::size::human(*free)
+    )]
+    NoRoom {
+        /// Free bytes on the file system.
+        free: u64,
+        /// Bytes the write needs.
+        needs: u64,
+    },
     /// The device or one of its partitions is mounted.
     #[error("is mounted ({device} on {at}); unmount it first")]
     Mounted {
@@ -478,14 +552,35 @@ pub enum Refusal {
     },
     /// Writing needs a confirmation and no terminal can give it. (The
     /// CLI adds how to confirm beforehand.)
-    #[error("needs confirmation and there is no terminal to ask")]
-    NoTerminal,
+    #[error("needs confirmation and there is no terminal to ask; it holds {holds}{}",
+        if holds.looks_like_source() { " (SOURCE and TARGET may be swapped)" } else { "" })]
+    NoTerminal {
+        /// What the target holds.
+        holds: crate::stick::contents::Contents,
+    },
     /// The confirmation could not be read.
     #[error("could not read the confirmation")]
     ConfirmationUnreadable,
     /// The user did not confirm.
     #[error("not confirmed; nothing was written")]
     NotConfirmed,
+}
+
+/// The state a stopped write leaves the stick in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StickState {
+    /// Not one byte reached the target.
+    #[error("nothing was written")]
+    Untouched,
+    /// The old table is erased and the new one not yet written.
+    #[error("the stick has no valid partition table")]
+    NoTable,
+    /// The image file esxstick created in this run is deleted.
+    #[error("the image file esxstick created was deleted")]
+    Removed,
+    /// Everything is written; the verification did not finish.
+    #[error("the stick is written but not verified")]
+    Unverified,
 }
 
 /// How a target changed after it was opened ([`Refusal::Changed`]).
@@ -528,11 +623,42 @@ pub mod exit {
 }
 
 impl Error {
-    /// The exit code the command-line tool reports for this error.
+    /// The exit code the command-line tool reports for this error. (An
+    /// interrupted write exits as the signal that stopped it, 130 or
+    /// 143; the front end knows which.)
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::VerifyFailed { .. } => exit::VERIFY_FAILED,
             _ => exit::BAD_INPUT,
+        }
+    }
+
+    /// The kind of error, a stable name for programs (`--json` prints it):
+    /// the variant's name in kebab case.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Open { .. } => "open",
+            Error::Read { .. } => "read",
+            Error::Stream { .. } => "stream",
+            Error::Iso { .. } => "iso",
+            Error::NotADiskImage(_) => "not-a-disk-image",
+            Error::Table(_) => "table",
+            Error::NotEsxi { .. } => "not-esxi",
+            Error::Fat { .. } => "fat",
+            Error::NoBootbank { .. } => "no-bootbank",
+            Error::MissingModules { .. } => "missing-modules",
+            Error::Layout(_) => "layout",
+            Error::DoesNotFit(_) => "does-not-fit",
+            Error::BadSize(_) => "bad-size",
+            Error::Target { .. } => "target",
+            Error::WriteFailed { .. } => "write-failed",
+            Error::Interrupted { .. } => "interrupted",
+            Error::VerifyTarget { .. } => "verify-target",
+            Error::MaybeSwapped { .. } => "maybe-swapped",
+            Error::VerifyFailed { .. } => "verify-failed",
+            Error::Random { .. } => "random",
+            Error::OutputNotEmpty { .. } => "output-not-empty",
+            Error::Write { .. } => "write",
         }
     }
 }

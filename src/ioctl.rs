@@ -6,8 +6,14 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 
-// From <linux/fs.h>: _IOR(0x12, 114, size_t), _IO(0x12, 95), _IO(0x12, 97).
+// From <linux/fs.h>: _IOR(0x12, 114, size_t), _IO(0x12, 95), _IO(0x12, 97),
+// and BLKROGET, _IO(0x12, 94), which writes an int all the same.
 nix::ioctl_read!(blkgetsize64, 0x12, 114, u64);
+nix::ioctl_read_bad!(
+    blkroget,
+    nix::request_code_none!(0x12, 94),
+    nix::libc::c_int
+);
 nix::ioctl_none!(blkrrpart, 0x12, 95);
 nix::ioctl_none!(blkflsbuf, 0x12, 97);
 
@@ -18,6 +24,16 @@ pub fn device_size(file: &File) -> io::Result<u64> {
     // writes one u64 into `size`, which outlives the call.
     unsafe { blkgetsize64(file.as_raw_fd(), &mut size) }.map_err(io::Error::from)?;
     Ok(size)
+}
+
+/// Whether a block device is read-only (BLKROGET): a write-protect
+/// switch, `losetup -r`, `blockdev --setro`.
+pub fn read_only(file: &File) -> io::Result<bool> {
+    let mut ro: nix::libc::c_int = 0;
+    // SAFETY: the fd is open for the lifetime of `file`, and the kernel
+    // writes one int into `ro`, which outlives the call.
+    unsafe { blkroget(file.as_raw_fd(), &mut ro) }.map_err(io::Error::from)?;
+    Ok(ro != 0)
 }
 
 /// Asks the kernel to re-read the partition table (BLKRRPART).

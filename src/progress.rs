@@ -53,6 +53,12 @@ pub trait Observer: Send + Sync {
     fn finished(&self, phase: Phase);
     /// Something the user should know, one line (e.g. what was skipped).
     fn message(&self, text: &str);
+    /// Whether the front end asks the work to stop (the user pressed
+    /// Ctrl-C): a write checks before each write call and stops between
+    /// two, saying in what state it leaves the stick.
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// The observer that ignores everything: for library users that want no

@@ -15,11 +15,23 @@ pub enum SizeError {
         /// The unit, trimmed and lower-cased.
         unit: String,
     },
-    /// The number part is not a number.
-    #[error("{text:?} is not a size (examples: 65273856, 64M, 64MB, 1.5GiB)")]
+    /// The number part is not a number (or is negative, or written with
+    /// an exponent).
+    #[error(
+        "{text:?} is not a size: give bytes (65273856) or a number with a unit, K/M/G/T for \
+         powers of 1024 or KB/MB/GB/TB for powers of 1000 (64M, 64MB, 1.5G)"
+    )]
     NotANumber {
         /// The size as given.
         text: String,
+    },
+    /// Far less than any stick holds: most likely a unit was left out.
+    #[error("{text:?} is {} bytes, far too small for a stick{}", group(*bytes), suggestion(text))]
+    TooSmall {
+        /// The size as given.
+        text: String,
+        /// The bytes it means.
+        bytes: u64,
     },
     /// More bytes than 64 bits count.
     #[error("{text:?} is too large")]
@@ -27,6 +39,33 @@ pub enum SizeError {
         /// The size as given.
         text: String,
     },
+}
+
+/// The smallest target size taken: a size below it is a unit left out.
+pub const MIN_TARGET: u64 = 1 << 20;
+
+/// Parses the size of a target ([`parse`]), refusing sizes below
+/// [`MIN_TARGET`] with a suggestion (`64` → did you mean `64M`?).
+pub fn parse_target(text: &str) -> Result<u64, SizeError> {
+    let bytes = parse(text)?;
+    if bytes < MIN_TARGET {
+        return Err(SizeError::TooSmall {
+            text: text.to_string(),
+            bytes,
+        });
+    }
+    Ok(bytes)
+}
+
+/// What a too-small size probably meant: the same number in MiB or MB
+/// when no unit was given.
+fn suggestion(text: &str) -> String {
+    let t = text.trim();
+    if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit()) {
+        format!("; did you mean {t}M (MiB) or {t}MB?")
+    } else {
+        " (sizes are bytes unless a unit follows: 64M, 64MB)".to_string()
+    }
 }
 
 /// Parses a size: a plain number of bytes, or a number with a unit.
@@ -43,7 +82,18 @@ pub fn parse(text: &str) -> Result<u64, SizeError> {
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(cleaned.len());
     let (number, unit) = cleaned.split_at(split);
-    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+    let unit = unit.trim().to_ascii_lowercase();
+    // "-1" and "1e9" are numbers of another kind, not units.
+    let exponent = unit.strip_prefix('e').is_some_and(|e| {
+        let e = e.trim_start_matches(['+', '-']);
+        !e.is_empty() && e.chars().all(|c| c.is_ascii_digit())
+    });
+    if number.is_empty() || exponent {
+        return Err(SizeError::NotANumber {
+            text: text.to_string(),
+        });
+    }
+    let factor: u64 = match unit.as_str() {
         "" | "b" => 1,
         "k" | "kib" => 1 << 10,
         "m" | "mib" => 1 << 20,
@@ -165,8 +215,25 @@ mod tests {
         );
         assert_eq!(
             parse("").unwrap_err().to_string(),
-            "\"\" is not a size (examples: 65273856, 64M, 64MB, 1.5GiB)"
+            "\"\" is not a size: give bytes (65273856) or a number with a unit, K/M/G/T for \
+             powers of 1024 or KB/MB/GB/TB for powers of 1000 (64M, 64MB, 1.5G)"
         );
+        for text in ["-1", "1e9", "2E+3"] {
+            assert_eq!(
+                parse(text),
+                Err(SizeError::NotANumber { text: text.into() })
+            );
+        }
+        assert_eq!(
+            parse_target("64").unwrap_err().to_string(),
+            "\"64\" is 64 bytes, far too small for a stick; did you mean 64M (MiB) or 64MB?"
+        );
+        assert_eq!(
+            parse_target("64K").unwrap_err().to_string(),
+            "\"64K\" is 65,536 bytes, far too small for a stick (sizes are bytes unless a unit \
+             follows: 64M, 64MB)"
+        );
+        assert_eq!(parse_target("1M"), Ok(1 << 20));
         assert_eq!(
             parse("99999999999T").unwrap_err().to_string(),
             "\"99999999999T\" is too large"

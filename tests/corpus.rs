@@ -226,6 +226,8 @@ macro_rules! corpus_cases {
 corpus_cases! {
     // Partition table: MBR and EBR chain.
     ebr_loop_two_cycle: "ebr-loop-two-cycle.img" => ["bad partition table", "the EBR chain loops"],
+    ebr_link_to_itself: "ebr-link-to-itself.img" => ["bad partition table", "the EBR chain loops: the EBR at sector 8192 links back to sector 8192"],
+    ebr_link_back_to_first: "ebr-link-back-to-first.img" => ["bad partition table", "the EBR chain loops", "links back to sector 8192"],
     ebr_logical_on_own_ebr: "ebr-logical-on-own-ebr.img" => ["bad partition table", "starts on its own EBR"],
     ebr_link_into_bank_data: "ebr-link-into-bank-data.img" => ["the EBR at sector 12320 has no signature"],
     ebr_link_one_past_end: "ebr-link-one-past-end.img" => ["the EBR chain links to sector 1843200, past the end of the disk"],

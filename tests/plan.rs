@@ -143,7 +143,14 @@ fn target_file_gives_the_size_and_plan_writes_nothing() {
         "no layout named",
     );
     assert_refused(
-        &esxstick(&["plan", fixture("gpt").to_str().unwrap(), "--size", "64M"]),
+        &esxstick(&[
+            "plan",
+            fixture("gpt").to_str().unwrap(),
+            "--size",
+            "64M",
+            "--layout",
+            "esxi-native",
+        ]),
         "needs gpt-minimal",
     );
 }

@@ -266,7 +266,10 @@ proptest! {
         let Ok(plan) = plan::plan(&payload, &layout, target_mib * 2048) else {
             return Ok(());
         };
-        let path = std::env::temp_dir().join(format!("esxstick-roundtrip-{}.img", std::process::id()));
+        // Under target/, never /tmp: nothing is left behind there.
+        let dir = crate::common::root().join("target/scratch/plan-roundtrip");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("roundtrip-{}.img", std::process::id()));
         let disk = std::fs::File::create(&path).unwrap();
         disk.set_len(plan.target_sectors * 512).unwrap();
         let code: Vec<u8> = (0..440).map(|i| i as u8).collect();

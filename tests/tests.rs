@@ -18,4 +18,5 @@ mod inspect;
 mod plan;
 mod plan_properties;
 mod sources;
+mod trust;
 mod write;

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use clap::{ArgGroup, Parser, Subcommand};
-use esxstick::plan::layout;
 
 /// Turn a VMware ESXi 3.5/4.x/5+ disk image into a minimal, bootable,
 /// verified USB stick.
@@ -13,7 +12,9 @@ use esxstick::plan::layout;
 /// --size 64M` to see what a stick would hold.
 ///
 /// Exit codes: 0 success; 1 verification failed; 2 bad input, bad usage,
-/// or the operation could not be carried out (one line on stderr says why).
+/// or the operation could not be carried out (one line on stderr says why;
+/// with --json also {"error": {"kind", "message"}} on stdout); 130/143 a
+/// write interrupted by SIGINT/SIGTERM.
 #[derive(Parser)]
 #[command(version, about, long_about)]
 pub struct Cli {
@@ -78,20 +79,23 @@ pub enum Command {
     /// of each volume, what is copied where, free space and headroom, and
     /// the bytes `write` would write. When the image does not fit, exits 2
     /// with how many bytes it needs.
-    #[command(group(ArgGroup::new("size-of").required(true).args(["target", "size"])))]
+    #[command(group(ArgGroup::new("size-of").required(true).multiple(true).args(["target", "size"])))]
     Plan {
         /// ESXi disk image (compressed or not), installer ISO, or block
         /// device; see `esxstick inspect --help`.
         source: PathBuf,
         /// A block device or image file whose size is the target size.
         target: Option<PathBuf>,
-        /// Target size: bytes, or with a unit — K/M/G (powers of 1024) or
-        /// KB/MB/GB (powers of 1000): 65273856, 64M, 64MB.
-        #[arg(long, value_name = "SIZE")]
+        /// Target size (instead of TARGET's, as `write` takes it): bytes,
+        /// or with a unit — K/M/G (powers of 1024) or KB/MB/GB (powers of
+        /// 1000): 65273856, 64M, 64MB.
+        #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
         size: Option<String>,
-        /// A built-in layout name (see `esxstick layouts`) or a layout file.
-        #[arg(long, value_name = "NAME|FILE", default_value = layout::DEFAULT)]
-        layout: String,
+        /// A built-in layout name (see `esxstick layouts`) or a layout
+        /// file [default: esxi-native for an ESXi 3.5/4.x (MBR) image,
+        /// gpt-minimal for an ESXi 5+ (GPT) one].
+        #[arg(long, value_name = "NAME|FILE")]
+        layout: Option<String>,
         /// Give every bank a fresh VMware FAT UUID instead of keeping the
         /// source's (for a second stick of the same host, which must not
         /// share its banks' UUIDs).
@@ -108,22 +112,27 @@ pub enum Command {
     ///
     /// TARGET is a whole disk (/dev/sdX, /dev/loopN) or an image file
     /// (created, or extended, as a sparse file; give --size for a new
-    /// one). Before anything is written the target is checked: never a
-    /// partition, a mounted disk, the source itself, or a fixed disk
-    /// without --force; its vendor, model, size and serial are shown and
-    /// must be confirmed on a terminal unless --yes (without a terminal,
-    /// --yes is required). The old partition table is invalidated first
-    /// and the new one written last, so an interrupted write leaves a
-    /// stick without a valid table, never a half-valid one.
+    /// one). Before the plan is printed the target is checked: never a
+    /// partition, a read-only or mounted disk, a file locked by another
+    /// esxstick or without room on its file system, the source through
+    /// any path, or a fixed disk without --force; its vendor, model, size,
+    /// serial and what it holds are shown and must be confirmed on a
+    /// terminal unless --yes (without a terminal, --yes is required). The
+    /// old partition table is invalidated first and the new one written
+    /// last, so an interrupted write leaves a stick without a valid table,
+    /// never a half-valid one; Ctrl-C stops it between two writes with a
+    /// line saying so (exit 130; SIGTERM 143).
     Write {
         /// ESXi disk image (compressed or not), installer ISO, or block
         /// device; see `esxstick inspect --help`.
         source: PathBuf,
         /// The stick: a whole block device or an image file.
         target: PathBuf,
-        /// A built-in layout name (see `esxstick layouts`) or a layout file.
-        #[arg(long, value_name = "NAME|FILE", default_value = layout::DEFAULT)]
-        layout: String,
+        /// A built-in layout name (see `esxstick layouts`) or a layout
+        /// file [default: esxi-native for an ESXi 3.5/4.x (MBR) image,
+        /// gpt-minimal for an ESXi 5+ (GPT) one].
+        #[arg(long, value_name = "NAME|FILE")]
+        layout: Option<String>,
         /// Give every bank a fresh VMware FAT UUID instead of keeping the
         /// source's (for a second stick of the same host, which must not
         /// share its banks' UUIDs).
@@ -131,7 +140,7 @@ pub enum Command {
         new_uuids: bool,
         /// Plan for this size instead of the target's (required for a new
         /// image file): 64M, 64MB, 65273856.
-        #[arg(long, value_name = "SIZE")]
+        #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
         size: Option<String>,
         #[command(flatten)]
         image: ImageArgs,
@@ -169,9 +178,19 @@ pub enum Command {
         /// The ESXi image the stick was written from.
         #[arg(long, value_name = "SOURCE")]
         against: Option<PathBuf>,
-        /// The layout the stick was written with (default: recognised).
+        /// The layout the stick was written with (default: recognised
+        /// from the stick's table among the built-in layouts).
         #[arg(long, value_name = "NAME|FILE", requires = "against")]
         layout: Option<String>,
+        /// The --size the stick was written with (default: found from
+        /// the stick's table, which ends where the written size does).
+        #[arg(
+            long,
+            value_name = "SIZE",
+            requires = "against",
+            allow_hyphen_values = true
+        )]
+        size: Option<String>,
         /// The stick was written with --new-uuids: its banks' UUIDs are
         /// checked to be fresh ones, not the source's.
         #[arg(long, requires = "against")]
@@ -188,4 +207,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+impl Command {
+    /// Whether `--json` was given: a failure is then printed as JSON on
+    /// stdout too.
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Inspect { json, .. }
+            | Command::Plan { json, .. }
+            | Command::Write { json, .. }
+            | Command::Verify { json, .. }
+            | Command::Layouts { json } => *json,
+            Command::Extract { .. } => false,
+        }
+    }
 }

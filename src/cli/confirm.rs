@@ -6,18 +6,35 @@ use esxstick::error::Refusal;
 use esxstick::stick::device::Target;
 use esxstick::Error;
 
-/// Asks on the terminal before overwriting `target`; without a terminal
-/// there is no one to ask, so the answer is no.
+/// Refuses `target` when it needs a confirmation and there is no
+/// terminal to give one (checked before the plan is printed).
+pub fn can_ask(target: &Target) -> Result<(), Error> {
+    if std::io::stdin().is_terminal() {
+        return Ok(());
+    }
+    Err(Error::Target {
+        path: target.path().to_path_buf(),
+        refusal: Refusal::NoTerminal {
+            holds: target.holds().clone(),
+        },
+    })
+}
+
+/// Asks on the terminal before overwriting `target` (see [`can_ask`]).
 pub fn confirm(target: &Target) -> Result<(), Error> {
     let refuse = |refusal| Error::Target {
         path: target.path().to_path_buf(),
         refusal,
     };
-    if !std::io::stdin().is_terminal() {
-        return Err(refuse(Refusal::NoTerminal));
-    }
+    can_ask(target)?;
+    let holds = target.holds();
+    let swapped = if holds.looks_like_source() {
+        "\nSOURCE and TARGET may be swapped: the target looks like an image to read, not a stick"
+    } else {
+        ""
+    };
     eprint!(
-        "esxstick will ERASE {}\nType yes to continue: ",
+        "esxstick will ERASE {}\nwhich holds {holds}{swapped}\nType yes to continue: ",
         target.description()
     );
     let mut answer = String::new();

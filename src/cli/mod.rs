@@ -5,6 +5,7 @@
 
 mod args;
 mod confirm;
+mod interrupt;
 mod progress;
 mod render;
 
@@ -22,6 +23,7 @@ use esxstick::plan::layout::{self, Layout};
 use esxstick::plan::{self, Payload};
 use esxstick::size::group;
 use esxstick::stick::burn;
+use esxstick::stick::contents::Contents;
 use esxstick::stick::device::{self, Target};
 use esxstick::stick::verify::{self, VerifyReport};
 use esxstick::Error;
@@ -32,18 +34,52 @@ use progress::Bars;
 use render::{emit, to_json};
 
 /// Parses the command line, runs the command, and turns its outcome into
-/// the documented exit code, printing a failure as one line on stderr.
+/// the documented exit code, printing a failure as one line on stderr
+/// (and, with `--json`, as a JSON error on stdout).
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => usage_error(e),
+    };
+    let json = cli.command.json();
     let result = run(cli.command);
     esxstick::stick::fault::report();
     match result {
         Ok(()) => ExitCode::from(exit::OK as u8),
         Err(e) => {
-            eprintln!("esxstick: {e}{}", hint(&e));
-            ExitCode::from(e.exit_code() as u8)
+            let message = format!("{e}{}", hint(&e));
+            // A report printed already holds or implies the failure.
+            if json && !render::json_printed() {
+                emit(&render::json_error(e.kind(), &message));
+            }
+            eprintln!("esxstick: {message}");
+            match (&e, interrupt::received()) {
+                (Error::Interrupted { .. }, Some(signal)) => {
+                    ExitCode::from(interrupt::exit_status(signal))
+                }
+                _ => ExitCode::from(e.exit_code() as u8),
+            }
         }
     }
+}
+
+/// A command line clap cannot parse: its message (and, with `--json`, a
+/// JSON error of kind "usage" on stdout), then clap's exit.
+fn usage_error(e: clap::Error) -> ! {
+    let json = std::env::args_os().any(|a| a == "--json");
+    if json && e.use_stderr() {
+        // clap's message up to its usage lines, on one line.
+        let text = e.render().to_string();
+        let message = text
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let message = message.strip_prefix("error: ").unwrap_or(&message);
+        emit(&render::json_error("usage", message));
+    }
+    e.exit()
 }
 
 /// What the user can do about an error, in the command line's words
@@ -52,7 +88,7 @@ fn hint(e: &Error) -> &'static str {
     match e {
         Error::Target { refusal, .. } => match refusal {
             Refusal::NotRemovable => "; if it really is the stick, pass --force",
-            Refusal::NoTerminal => "; pass --yes",
+            Refusal::NoTerminal { .. } => "; pass --yes",
             Refusal::Missing => "; pass --size to create an image file of that size",
             _ => "",
         },
@@ -104,7 +140,15 @@ fn run(command: Command) -> Result<(), Error> {
             new_uuids,
             image,
             json,
-        } => plan(&source, target, size, &layout, &image, json, new_uuids),
+        } => plan(
+            &source,
+            target,
+            size,
+            layout.as_deref(),
+            &image,
+            json,
+            new_uuids,
+        ),
         Command::Write {
             source,
             target,
@@ -126,18 +170,20 @@ fn run(command: Command) -> Result<(), Error> {
                 bars: !quiet && !json && tty(),
                 json,
             };
-            write(&source, &target, &layout, size, &image, &options)
+            write(&source, &target, layout.as_deref(), size, &image, &options)
         }
         Command::Verify {
             target,
             against,
             layout,
+            size,
             new_uuids,
             image,
             json,
         } => {
             let plan = StickPlan {
                 layout: layout.as_deref(),
+                size,
                 new_uuids,
             };
             verify(&target, against.as_deref(), plan, &image, json)
@@ -157,22 +203,49 @@ struct InspectReport<'a> {
     /// Smallest target for the default layout; null when the image is
     /// incomplete or cannot fit any target.
     smallest_target: Option<SmallestTarget>,
+    /// Why the image cannot be used (the command exits 2), as `--json`
+    /// prints failures; null when it can.
+    error: Option<render::JsonError<'a>>,
 }
 
-fn inspect(source: &Path, json: bool, image: &ImageArgs) -> Result<(), Error> {
-    let (source, inv) = image.read(source, &Arc::new(Bars::new(!json && tty())))?;
+fn inspect(path: &Path, json: bool, image: &ImageArgs) -> Result<(), Error> {
+    let bars = Arc::new(Bars::new(!json && tty()));
+    let (source, inv, refusal) = match image.read(path, &bars) {
+        Ok((source, inv)) => (source, inv, None),
+        // The bank asked for cannot be used: the report of the image
+        // (with its own active bank) says why, then the refusal.
+        Err(e @ Error::NoBootbank { .. }) if image.bank.is_some() => {
+            let whole = ImageArgs {
+                bank: None,
+                no_md5: image.no_md5,
+            };
+            match whole.read(path, &bars) {
+                Ok((source, inv)) => (source, inv, Some(e)),
+                Err(_) => return Err(e),
+            }
+        }
+        Err(e) => return Err(e),
+    };
     let smallest = choose::smallest_target(&inv);
+    let outcome = match refusal {
+        Some(e) => Err(e),
+        None => inv.check_complete(),
+    };
     if json {
+        let message = outcome.as_ref().err().map(|e| (e.kind(), e.to_string()));
         let report = InspectReport {
             inventory: &inv,
             smallest_target: smallest,
+            error: message
+                .as_ref()
+                .map(|(kind, message)| render::JsonError { kind, message }),
         };
         emit(&to_json(&report));
     } else {
-        emit(&render::inventory(&inv, smallest.as_ref()));
+        emit(&render::fit(&render::inventory(&inv, smallest.as_ref())));
     }
     finish(&source)?;
-    inv.check_complete()
+    outcome
 }
 
 fn extract(source: &Path, dir: &Path, image: &ImageArgs, force: bool) -> Result<(), Error> {
@@ -190,16 +263,31 @@ fn extract(source: &Path, dir: &Path, image: &ImageArgs, force: bool) -> Result<
         report.dir.display(),
         extract::SUMS
     ));
-    emit(&out);
+    emit(&render::fit(&out));
     Ok(())
 }
 
 /// The target size: `--size` when given, else the size of TARGET (clap
 /// requires one of the two).
-fn target_bytes(size: Option<String>, target: &Path) -> Result<u64, Error> {
+fn target_bytes(size: Option<&str>, target: &Path) -> Result<u64, Error> {
     match size {
-        Some(size) => esxstick::size::parse(&size).map_err(Error::BadSize),
+        Some(size) => esxstick::size::parse_target(size).map_err(Error::BadSize),
         None => device::size(target),
+    }
+}
+
+/// The layout named with `--layout` (loaded before the source is read,
+/// so that a bad file is reported at once).
+fn named_layout(name: Option<&str>) -> Result<Option<Layout>, Error> {
+    name.map(Layout::load).transpose()
+}
+
+/// The layout named, or the default for the source's scheme
+/// (`esxi-native` for MBR images, `gpt-minimal` for GPT ones).
+fn layout_for(named: Option<Layout>, inv: &Inventory) -> Result<Layout, Error> {
+    match named {
+        Some(layout) => Ok(layout),
+        None => Layout::load(choose::default_layout(inv.source.scheme)),
     }
 }
 
@@ -207,20 +295,22 @@ fn plan(
     source: &Path,
     target: Option<PathBuf>,
     size: Option<String>,
-    layout: &str,
+    layout: Option<&str>,
     image: &ImageArgs,
     json: bool,
     new_uuids: bool,
 ) -> Result<(), Error> {
-    let layout = Layout::load(layout)?;
-    let bytes = target_bytes(size, target.as_deref().unwrap_or(Path::new("")))?;
+    let named = named_layout(layout)?;
+    let target = target.unwrap_or_default();
+    let bytes = target_bytes(size.as_deref(), &target)?;
     let (source, inv) = image.read(source, &Arc::new(Bars::new(!json && tty())))?;
+    let layout = layout_for(named, &inv)?;
     let plan = plan::plan(&payload(&inv, new_uuids)?, &layout, bytes / SECTOR)?;
     finish(&source)?;
     if json {
         emit(&to_json(&plan));
     } else {
-        emit(&render::plan(&plan, bytes));
+        emit(&render::fit(&render::plan(&plan, bytes)));
     }
     Ok(())
 }
@@ -238,46 +328,86 @@ struct WriteOptions {
 fn write(
     source: &Path,
     target: &Path,
-    layout: &str,
+    layout: Option<&str>,
     size: Option<String>,
     image: &ImageArgs,
     options: &WriteOptions,
 ) -> Result<(), Error> {
-    let layout = Layout::load(layout)?;
+    let named = named_layout(layout)?;
     if size.is_none() && !target.exists() {
         return Err(Error::Target {
             path: target.to_path_buf(),
             refusal: Refusal::Missing,
         });
     }
-    let bytes = target_bytes(size, target)?;
+    let bytes = target_bytes(size.as_deref(), target)?;
+    interrupt::install();
     let bars = Arc::new(Bars::new(options.bars));
-    let (source, inv) = image.read(source, &bars)?;
-    let payload = payload(&inv, options.new_uuids)?;
-    let plan = plan::plan(&payload, &layout, bytes / SECTOR)?;
+    let (source, inv) = image
+        .read(source, &bars)
+        .map_err(|e| maybe_swapped(e, target))?;
+    let layout = layout_for(named, &inv)?;
+    let plan = plan::plan(&payload(&inv, options.new_uuids)?, &layout, bytes / SECTOR)?;
+    // From here a signal stops the write between two writes.
+    interrupt::defer();
+    let mut target = Target::open(target, &plan, &source, options.force)?;
+    let ask = target.needs_confirmation() && !options.yes;
+    if ask {
+        confirm::can_ask(&target)?;
+    }
     if !options.json {
-        emit(&render::plan(&plan, bytes));
+        emit(&render::fit(&render::plan(&plan, bytes)));
     }
-    let mut target = Target::open(target, plan.target_sectors * SECTOR, &source, options.force)?;
-    if target.needs_confirmation() && !options.yes {
-        confirm::confirm(&target)?;
+    if target.holds().looks_like_source() && options.yes {
+        eprintln!(
+            "esxstick: warning: {} holds {}: SOURCE and TARGET may be swapped",
+            target.path().display(),
+            target.holds()
+        );
     }
-    let outcome = burn::burn(&source, &inv, &plan, &mut target, &*bars, options.verify)?;
+    if ask {
+        interrupt::at_once_during(|| confirm::confirm(&target))?;
+    }
+    let outcome = burn::burn(&source, &inv, &plan, &mut target, &*bars, options.verify)
+        .inspect_err(|_| bars.clear())?;
     if options.json {
         emit(&to_json(&outcome));
     } else {
         if let Some(stream) = &outcome.write.stream {
             eprintln!("esxstick: {}", stream.summary());
         }
-        emit(&render::write(&outcome.write, outcome.verify.as_ref()));
+        emit(&render::fit(&render::write(
+            &outcome.write,
+            outcome.verify.as_ref(),
+        )));
     }
     outcome.verify.map_or(Ok(()), verdict)
+}
+
+/// A source that is not a disk image, while the target holds an ESXi
+/// image or stick: the arguments may be the wrong way round.
+fn maybe_swapped(e: Error, target: &Path) -> Error {
+    if !matches!(e, Error::NotADiskImage(_)) || !target.exists() {
+        return e;
+    }
+    let holds = Contents::of(target);
+    if holds.is_esxi() {
+        Error::MaybeSwapped {
+            cause: Box::new(e),
+            target: target.to_path_buf(),
+            holds,
+        }
+    } else {
+        e
+    }
 }
 
 /// What `verify --against` knows of how the stick was written.
 struct StickPlan<'a> {
     /// The layout, when named.
     layout: Option<&'a str>,
+    /// The target size, when given.
+    size: Option<String>,
     /// Whether it was written with --new-uuids.
     new_uuids: bool,
 }
@@ -300,14 +430,21 @@ fn verify(
     image: &ImageArgs,
     json: bool,
 ) -> Result<(), Error> {
+    device::check_whole_disk(target)?;
+    let size = written
+        .size
+        .as_deref()
+        .map(esxstick::size::parse_target)
+        .transpose()
+        .map_err(Error::BadSize)?;
     let stick = Source::open_uncached(target)?;
     let report = match against {
         None => verify::self_check(&stick)?,
         Some(against) => {
             let (source, inv) = image.read(against, &Arc::new(Bars::new(!json && tty())))?;
             let payload = payload(&inv, written.new_uuids)?;
-            let plan = choose::plan_of_stick(&stick, &payload, written.layout)?;
-            let report = verify::against(&stick, &source, &inv, &plan, &Default::default())?;
+            let report =
+                verify::against_stick(&stick, &source, &inv, &payload, written.layout, size)?;
             finish(&source)?;
             report
         }
@@ -315,7 +452,7 @@ fn verify(
     if json {
         emit(&to_json(&report));
     } else {
-        emit(&render::verify(&report));
+        emit(&render::fit(&render::verify(&report)));
     }
     verdict(report)
 }
@@ -333,9 +470,9 @@ fn layouts(json: bool) {
         } else {
             ""
         };
-        out.push_str(&format!("{:<16} {}{default}\n", l.name, l.description));
+        out.push_str(&format!("{}{default}\n    {}\n", l.name, l.description));
     }
-    emit(&out);
+    emit(&render::fit(&out));
 }
 
 /// Exit status of a verification: failure names the failed items.

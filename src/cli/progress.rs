@@ -27,6 +27,12 @@ impl Bars {
         }
     }
 
+    /// Takes the bars off the terminal (before a line saying why the work
+    /// stopped).
+    pub fn clear(&self) {
+        let _ = self.multi.clear();
+    }
+
     fn bar(&self, phase: Phase) -> Option<ProgressBar> {
         self.bars
             .lock()
@@ -38,9 +44,14 @@ impl Bars {
 
 impl Observer for Bars {
     fn started(&self, phase: Phase, total: u64) {
+        // A phase of unknown length (0) gets no bar: "0 B/0 B" says nothing.
+        if total == 0 {
+            return;
+        }
         let bar = self.multi.add(ProgressBar::new(total));
+        // The bar takes what the terminal leaves of its width.
         let style = ProgressStyle::with_template(
-            "{prefix:>15} [{bar:32}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} ETA {eta}",
+            "{prefix:>14} [{wide_bar}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>11} {eta:>3}",
         )
         .map(|s| s.progress_chars("=> "))
         .unwrap_or_else(|_| ProgressStyle::default_bar());
@@ -70,5 +81,9 @@ impl Observer for Bars {
 
     fn message(&self, text: &str) {
         self.multi.suspend(|| eprintln!("esxstick: {text}"));
+    }
+
+    fn cancelled(&self) -> bool {
+        crate::cli::interrupt::received().is_some()
     }
 }

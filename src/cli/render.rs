@@ -9,6 +9,8 @@ use esxstick::plan::Plan;
 use esxstick::size::{self, group, human};
 use esxstick::stick::verify::VerifyReport;
 use esxstick::stick::write::WriteReport;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde::Serialize;
 
 /// Appends one formatted line to a String (formatting into a String
@@ -23,10 +25,64 @@ macro_rules! line {
     }};
 }
 
+/// Whether a JSON document has been printed on stdout (a failure after
+/// it is then in the document, or implied by it, not a second one).
+static JSON_PRINTED: AtomicBool = AtomicBool::new(false);
+
 /// Pretty JSON with a closing newline.
 pub fn to_json<T: Serialize>(value: &T) -> String {
+    JSON_PRINTED.store(true, Ordering::Relaxed);
     // Serializing plain structs of strings and numbers cannot fail.
     serde_json::to_string_pretty(value).unwrap_or_default() + "\n"
+}
+
+/// Whether [`to_json`] has made a document for stdout.
+pub fn json_printed() -> bool {
+    JSON_PRINTED.load(Ordering::Relaxed)
+}
+
+/// Columns available for text: the terminal's width when stdout is one,
+/// else $COLUMNS, else 80.
+fn width() -> usize {
+    terminal_size::terminal_size_of(std::io::stdout())
+        .map(|(w, _)| usize::from(w.0))
+        .or_else(|| std::env::var("COLUMNS").ok()?.parse().ok())
+        .unwrap_or(80)
+        .max(40)
+}
+
+/// Text for people, each line that is wider than the terminal wrapped at
+/// spaces, its continuation indented under the line's own indent.
+pub fn fit(text: &str) -> String {
+    let width = width();
+    let mut out = String::new();
+    for line in text.lines() {
+        let line = line.trim_end();
+        if line.chars().count() <= width {
+            line!(out, "{line}");
+            continue;
+        }
+        let indent = " ".repeat(line.len() - line.trim_start().len() + 4);
+        let options = textwrap::Options::new(width).subsequent_indent(&indent);
+        for part in textwrap::wrap(line, options) {
+            line!(out, "{part}");
+        }
+    }
+    out
+}
+
+/// A failure as JSON: `{"kind": …, "message": …}`.
+#[derive(Serialize)]
+pub struct JsonError<'a> {
+    /// [`Error::kind`](esxstick::Error::kind), or "usage".
+    pub kind: &'a str,
+    /// The line printed on stderr, without "esxstick: ".
+    pub message: &'a str,
+}
+
+/// A failure as a JSON document: `{"error": {"kind": …, "message": …}}`.
+pub fn json_error(kind: &str, message: &str) -> String {
+    to_json(&serde_json::json!({ "error": JsonError { kind, message } }))
 }
 
 /// Writes text to stdout; a reader that went away (`| head`) is not an
@@ -134,44 +190,47 @@ fn partitions(out: &mut String, inv: &Inventory) {
     partition_row(
         out,
         [
-            "#", "role", "type", "start", "end", "sectors", "size", "act", "fs", "label", "vol id",
-            "used",
+            "#", "role", "type", "start", "end", "sectors", "size", "act",
         ],
     );
     for p in &inv.partitions {
         let t = &p.partition;
-        let kind = format!("{} {}", short_code(&t.kind.code()), p.type_name);
-        let (fs, label, id, used) = match &p.fs {
-            Some(f) => (
-                f.fat_type.to_string(),
-                f.label.clone(),
-                f.volume_id.clone(),
-                human(f.used_bytes),
-            ),
-            None if p.fs_error.is_some() => {
-                ("bad".into(), String::new(), String::new(), String::new())
-            }
-            None => Default::default(),
-        };
         partition_row(
             out,
             [
                 &t.number.to_string(),
                 p.role.name(),
-                &kind,
+                &short_code(&t.kind.code()),
                 &t.start.to_string(),
                 &t.end().to_string(),
                 &t.sectors.to_string(),
                 &human(p.bytes),
                 if t.active { "*" } else { "" },
-                &fs,
-                &label,
-                &id,
-                &used,
             ],
         );
-        if let Some(e) = &p.fs_error {
-            line!(out, "      ! {e}");
+    }
+    line!(out, "\nFile systems:");
+    fs_row(out, ["#", "type", "fs", "label", "vol id", "used", "free"]);
+    for p in &inv.partitions {
+        let number = p.partition.number.to_string();
+        match (&p.fs, &p.fs_error) {
+            (Some(f), _) => fs_row(
+                out,
+                [
+                    &number,
+                    p.type_name,
+                    &f.fat_type.to_string(),
+                    &f.label,
+                    &f.volume_id,
+                    &human(f.used_bytes),
+                    &human(f.free_bytes),
+                ],
+            ),
+            (None, Some(e)) => {
+                fs_row(out, [&number, p.type_name, "bad", "", "", "", ""]);
+                line!(out, "      ! {e}");
+            }
+            (None, None) => {}
         }
     }
 }
@@ -266,35 +325,43 @@ fn files(out: &mut String, inv: &Inventory, smallest: Option<&SmallestTarget>) {
 struct Col(usize, usize, bool);
 
 /// The columns of `inspect`'s partition table.
-const PARTITION_COLS: [Col; 12] = [
+const PARTITION_COLS: [Col; 8] = [
     Col(2, 2, true),
     Col(2, 11, false),
-    Col(1, 20, false),
-    Col(1, 9, true),
-    Col(1, 9, true),
-    Col(1, 9, true),
+    Col(1, 8, false),
+    Col(1, 10, true),
+    Col(1, 10, true),
+    Col(1, 10, true),
     Col(1, 10, true),
     Col(1, 3, true),
-    Col(2, 5, false),
+];
+
+/// The columns of `inspect`'s file system table.
+const FS_COLS: [Col; 7] = [
+    Col(2, 2, true),
+    Col(2, 13, false),
+    Col(1, 5, false),
     Col(1, 11, false),
     Col(1, 8, false),
+    Col(1, 10, true),
     Col(1, 10, true),
 ];
 
 /// The columns of `plan`'s partition table.
-const PLAN_COLS: [Col; 11] = [
-    Col(2, 5, true),
+const PLAN_COLS: [Col; 9] = [
+    Col(2, 2, true),
     Col(2, 11, false),
-    Col(1, 9, false),
+    Col(1, 8, false),
     Col(1, 9, true),
     Col(1, 9, true),
     Col(1, 9, true),
-    Col(1, 10, true),
+    Col(1, 9, true),
     Col(1, 3, true),
-    Col(2, 13, false),
-    Col(1, 13, false),
-    Col(1, 0, false),
+    Col(1, 9, true),
 ];
+
+/// The columns of `plan`'s CHS table.
+const CHS_COLS: [Col; 3] = [Col(2, 2, true), Col(2, 13, false), Col(1, 13, false)];
 
 /// One line of a table: each cell padded to its column.
 fn row(out: &mut String, cols: &[Col], cells: &[&str]) {
@@ -307,16 +374,23 @@ fn row(out: &mut String, cols: &[Col], cells: &[&str]) {
             write!(out, "{cell:<width$}")
         };
     }
+    let end = out.trim_end_matches(' ').len();
+    out.truncate(end);
     out.push('\n');
 }
 
 /// One line of `inspect`'s partition table (header or partition).
-fn partition_row(out: &mut String, cells: [&str; 12]) {
+fn partition_row(out: &mut String, cells: [&str; 8]) {
     row(out, &PARTITION_COLS, &cells);
 }
 
+/// One line of `inspect`'s file system table (header or volume).
+fn fs_row(out: &mut String, cells: [&str; 7]) {
+    row(out, &FS_COLS, &cells);
+}
+
 /// One line of `plan`'s partition table (header or entry).
-fn plan_row(out: &mut String, cells: [&str; 11]) {
+fn plan_row(out: &mut String, cells: [&str; 9]) {
     row(out, &PLAN_COLS, &cells);
 }
 
@@ -354,21 +428,10 @@ fn plan_table(out: &mut String, plan: &Plan, bytes: u64) {
     plan_row(
         out,
         [
-            "entry",
-            "role",
-            "type",
-            "start",
-            "end",
-            "sectors",
-            "size",
-            "act",
-            "CHS start",
-            "CHS end",
-            "EBR",
+            "#", "role", "type", "start", "end", "sectors", "size", "act", "EBR",
         ],
     );
     for p in &plan.partitions {
-        let chs = |c: [u32; 3]| format!("{}/{}/{}", c[0], c[1], c[2]);
         plan_row(
             out,
             [
@@ -380,11 +443,18 @@ fn plan_table(out: &mut String, plan: &Plan, bytes: u64) {
                 &p.sectors.to_string(),
                 &human(p.sectors * SECTOR),
                 if p.active { "*" } else { "" },
-                &chs(p.chs_start),
-                &chs(p.chs_end),
                 &p.ebr.map(|e| e.to_string()).unwrap_or_default(),
             ],
         );
+    }
+    if plan.scheme == Scheme::Mbr {
+        out.push('\n');
+        let chs = |c: [u32; 3]| format!("{}/{}/{}", c[0], c[1], c[2]);
+        row(out, &CHS_COLS, &["#", "CHS start", "CHS end"]);
+        for p in &plan.partitions {
+            let cells = [&p.entry.to_string(), &chs(p.chs_start), &chs(p.chs_end)];
+            row(out, &CHS_COLS, &cells.map(String::as_str));
+        }
     }
     line!(out, "\n  disk map: |{}|", disk_map(plan, 64));
     line!(

@@ -366,6 +366,23 @@ impl BootSector {
         (u64::from(self.root_entries) * 32).div_ceil(SECTOR)
     }
 
+    /// The fields in which `self` differs from `planned`, each as
+    /// `name: found, planned value`, joined by "; " (empty when equal).
+    pub fn differences(&self, planned: &BootSector) -> String {
+        let (Ok(serde_json::Value::Object(got)), Ok(serde_json::Value::Object(want))) =
+            (serde_json::to_value(self), serde_json::to_value(planned))
+        else {
+            return String::new();
+        };
+        got.iter()
+            .filter_map(|(name, value)| {
+                let planned = want.get(name)?;
+                (value != planned).then(|| format!("{name}: {value}, planned {planned}"))
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// The first sector of the data area (cluster 2), relative to the volume.
     pub fn first_data_sector(&self) -> u64 {
         u64::from(self.reserved_sectors)

@@ -181,6 +181,14 @@ fn walk_ebr_chain(source: &Source, disk_sectors: u64, max: usize) -> Result<Vec<
         }
         let next = entry(&ebr, 1);
         if next.start == 0 {
+            // A link of extended type to relative sector 0 leads back to
+            // the first EBR: a loop (sfdisk calls it one), not the end.
+            if PartitionType::Mbr(next.sys).is_extended() {
+                return problem(TableProblem::EbrLoop {
+                    lba,
+                    target: ext.start,
+                });
+            }
             return Ok(logical_found);
         }
         if !seen.insert(rel) || next.start <= rel {
@@ -355,15 +363,21 @@ mod tests {
 
     #[test]
     fn refuses_damaged_chains_naming_the_sector() {
-        let looping = signed_sector(&[
-            (slot(0), &raw(0, 0x06, 32, 511_968)),
-            (slot(1), &raw(0, 0x05, 512_000, 512_000)),
-        ]);
-        assert_eq!(
-            refusal(&esxi4(looping).1),
-            "bad partition table: the EBR chain loops: the EBR at sector 520192 links back to \
-             sector 520192"
-        );
+        // A link back to itself, and one of type 05 to relative sector 0:
+        // back to the first EBR.
+        for (link, target) in [(512_000, 520_192), (0, 8192)] {
+            let looping = signed_sector(&[
+                (slot(0), &raw(0, 0x06, 32, 511_968)),
+                (slot(1), &raw(0, 0x05, link, 512_000)),
+            ]);
+            assert_eq!(
+                refusal(&esxi4(looping).1),
+                format!(
+                    "bad partition table: the EBR chain loops: the EBR at sector 520192 links \
+                     back to sector {target}"
+                )
+            );
+        }
         let mut unsigned = last_ebr();
         unsigned[511] = 0;
         assert_eq!(

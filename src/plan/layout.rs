@@ -92,6 +92,17 @@ pub enum LayoutProblem {
         /// Files in the bank.
         files: usize,
     },
+    /// No built-in layout, planned for this source, gives the table of
+    /// the stick being verified.
+    #[error(
+        "the stick's table ({table}) is not what any built-in layout gives for this source; \
+         pass the --layout (and --size) it was written with, and check that SOURCE is the \
+         image it was written from"
+    )]
+    Unrecognised {
+        /// The stick's entries as `number: start+sectors`.
+        table: String,
+    },
     /// A plan names a bank without a table entry for it.
     #[error("the plan has a bank {entry} but no partition {entry}")]
     NoEntry {

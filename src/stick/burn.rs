@@ -3,14 +3,14 @@
 
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{Error, Result, StickState};
 use crate::esxi::inventory::Inventory;
 use crate::image::source::Source;
 use crate::plan::Plan;
 use crate::progress::{Observer, Phase, Timer};
 use crate::stick::device::Target;
 use crate::stick::verify::{self, VerifyReport};
-use crate::stick::write::{self, WriteReport};
+use crate::stick::write::{self, WriteReport, WriteStep};
 
 /// What a write did and, unless skipped, how the stick verified.
 #[derive(Debug, Clone, Serialize)]
@@ -24,7 +24,9 @@ pub struct Outcome {
 /// Writes `plan` (made from `inv` of `source`) onto `target`, then, when
 /// `verify` is set, reads the stick back past the page cache and proves
 /// it against the source, reusing the file hashes taken while copying.
-/// The verification's time is added to the write report's phases.
+/// The verification's time is added to the write report's phases. When
+/// the observer asks to stop, the write stops between two writes (an
+/// image file created for it is deleted) or before the verification.
 pub fn burn(
     source: &Source,
     inv: &Inventory,
@@ -33,11 +35,19 @@ pub fn burn(
     observer: &dyn Observer,
     verify: bool,
 ) -> Result<Outcome> {
-    let mut report = write::write(source, inv, plan, target, observer, verify)?;
+    let mut report = write::write(source, inv, plan, target, observer, verify)
+        .map_err(|e| target.after_interruption(e))?;
     if !verify {
         return Ok(Outcome {
             write: report,
             verify: None,
+        });
+    }
+    if observer.cancelled() {
+        return Err(Error::Interrupted {
+            path: target.path().to_path_buf(),
+            phase: WriteStep::Verify,
+            state: StickState::Unverified,
         });
     }
     let phase = Timer::start(observer, Phase::Verify, plan.write_bytes);

@@ -4,6 +4,9 @@
 //!
 //! * `write:N:eio`, `write:N:enospc` — the N-th write fails;
 //! * `write:N:short` — the N-th write writes only half its bytes;
+//! * `write:N:sigint`, `write:N:sigterm` — the process sends itself that
+//!   signal at the N-th write (which then goes ahead), as a user pressing
+//!   Ctrl-C at that moment would;
 //! * `sync:N:eio` — the N-th fsync fails;
 //! * `count` — nothing fails; the numbers of writes and syncs are printed
 //!   to stderr when the process ends (for tests that sweep N).
@@ -52,6 +55,14 @@ mod active {
         match plan() {
             Some(p) if p.kind == "write" && p.n == n => match p.how.as_str() {
                 "short" => Ok(len / 2),
+                "sigint" | "sigterm" => {
+                    let signal = match p.how.as_str() {
+                        "sigint" => nix::sys::signal::Signal::SIGINT,
+                        _ => nix::sys::signal::Signal::SIGTERM,
+                    };
+                    nix::sys::signal::raise(signal).map_err(io::Error::from)?;
+                    Ok(len)
+                }
                 how => Err(error(how)),
             },
             _ => Ok(len),

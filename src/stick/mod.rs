@@ -1,7 +1,8 @@
 //! Stages 4 and 5, the stick: the [`device`] a stick is written to,
 //! opened safely; [`write`], which carries out a plan with the partition
 //! table last; [`verify`], which reads the stick back and proves it;
-//! [`burn`], the two together as the `write` command does them.
+//! [`burn`], the two together as the `write` command does them;
+//! [`contents`], what a target holds before it is overwritten.
 //! [`cache`] and [`fault`] serve the writer (metadata caching, the
 //! fault-injection seam the crash tests use).
 //!
@@ -9,6 +10,7 @@
 
 pub mod burn;
 pub mod cache;
+pub mod contents;
 pub mod device;
 pub mod fault;
 pub mod verify;

@@ -14,15 +14,16 @@ use flate2::write::MultiGzDecoder;
 use serde::Serialize;
 
 use crate::digest::Sha256Writer;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::esxi::inventory::{self, Inventory};
 use crate::image::source::{Source, CHUNK, SECTOR};
 use crate::ondisk::bpb::BootSector;
 use crate::ondisk::fat::{FileEntry, Volume};
 use crate::ondisk::fsck;
-use crate::ondisk::table::{self, Partition, Scheme};
+use crate::ondisk::table::{self, NotADisk, Partition, Scheme};
 use crate::ondisk::vmfat::{self, FatUuid};
-use crate::plan::{BankPlan, PayloadFile, Plan, UuidOrigin};
+use crate::plan::choose;
+use crate::plan::{BankPlan, Payload, PayloadFile, Plan, UuidOrigin};
 
 /// Version of the JSON report `verify --json` prints.
 pub const SCHEMA: &str = "esxstick.verify/1";
@@ -81,6 +82,39 @@ impl VerifyReport {
             .filter(|c| !c.ok)
             .map(|c| format!("{}: {}", c.item, c.detail))
             .collect()
+    }
+}
+
+/// Verifies `stick` against `source` (whose inventory is `inv` and
+/// payload `payload`) with the plan it was written with: `layout` and
+/// `size` when given, else recognised from the stick's table (see
+/// [`choose::plan_of_stick`]). A stick without a partition table fails
+/// the table check, saying what leaves a stick so.
+pub fn against_stick(
+    stick: &Source,
+    source: &Source,
+    inv: &Inventory,
+    payload: &Payload,
+    layout: Option<&str>,
+    size: Option<u64>,
+) -> Result<VerifyReport> {
+    if let Err(e @ Error::NotADiskImage(_)) = table::read(stick) {
+        let mut report = VerifyReport::new("against-source", None);
+        report.add("partition table", false, no_table(&e));
+        return Ok(report);
+    }
+    let plan = choose::plan_of_stick(stick, payload, layout, size)?;
+    against(stick, source, inv, &plan, &BTreeMap::new())
+}
+
+/// What a stick without a valid partition table is told: the reason, and
+/// that an interrupted or failed write leaves a stick so.
+fn no_table(e: &Error) -> String {
+    match e {
+        Error::NotADiskImage(NotADisk::NoSignature) => format!(
+            "{e}: an interrupted or failed write leaves a stick like this; run esxstick write again"
+        ),
+        _ => e.to_string(),
     }
 }
 
@@ -349,7 +383,7 @@ fn check_bank_boot_sector(
         .and_then(|s| BootSector::parse(&s).ok());
     match bpb {
         Some(bs) if bs == bank.fat => report.add(item, true, "as planned"),
-        Some(bs) => report.add(item, false, format!("{bs:?}, planned {:?}", bank.fat)),
+        Some(bs) => report.add(item, false, bs.differences(&bank.fat)),
         None => report.add(item, false, "not a FAT boot sector"),
     }
 }
@@ -397,14 +431,19 @@ fn check_label(volume: &Volume, bank: &BankPlan, name: &str, report: &mut Verify
         Ok(info) if info.label == bank.label && info.volume_id == bank.volume_id => {
             report.add(item, true, format!("{} {}", info.label, info.volume_id))
         }
-        Ok(info) => report.add(
-            item,
-            false,
-            format!(
-                "{} {}, planned {} {}",
-                info.label, info.volume_id, bank.label, bank.volume_id
-            ),
-        ),
+        Ok(info) => {
+            let mut diffs = Vec::new();
+            if info.label != bank.label {
+                diffs.push(format!("label {:?}, planned {:?}", info.label, bank.label));
+            }
+            if info.volume_id != bank.volume_id {
+                diffs.push(format!(
+                    "volume ID {}, planned {}",
+                    info.volume_id, bank.volume_id
+                ));
+            }
+            report.add(item, false, diffs.join("; "))
+        }
         Err(e) => report.add(item, false, e.to_string()),
     }
 }
@@ -536,7 +575,7 @@ pub fn self_check(stick: &Source) -> Result<VerifyReport> {
     let inv = match inventory::read(stick, None) {
         Ok(inv) => inv,
         Err(e) => {
-            report.add("stick", false, e.to_string());
+            report.add("stick", false, no_table(&e));
             return Ok(report);
         }
     };

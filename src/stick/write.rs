@@ -26,7 +26,7 @@ use fscommon::StreamSlice;
 use serde::Serialize;
 
 use crate::digest::Sha256Writer;
-use crate::error::{Error, FatProblem, Result};
+use crate::error::{Error, FatProblem, Result, StickState};
 use crate::esxi::inventory::Inventory;
 use crate::image::source::{FileView, Source, SECTOR};
 use crate::image::stream::StreamReport;
@@ -86,6 +86,7 @@ pub fn write(
         path: target.path(),
         len: target.bytes(),
         written: &written,
+        observer,
     };
     let job = Job {
         source,
@@ -126,6 +127,8 @@ pub enum WriteStep {
     SourceCheck,
     /// Writing the partition table.
     Table,
+    /// Reading the stick back to verify it.
+    Verify,
 }
 
 impl std::fmt::Display for WriteStep {
@@ -137,6 +140,7 @@ impl std::fmt::Display for WriteStep {
             WriteStep::Sync => f.write_str("syncing the data"),
             WriteStep::SourceCheck => f.write_str("the check of the source image"),
             WriteStep::Table => f.write_str("the partition table"),
+            WriteStep::Verify => f.write_str("the verification"),
         }
     }
 }
@@ -151,13 +155,29 @@ struct Job<'a> {
 }
 
 impl Job<'_> {
-    /// The error for a failure at `step`.
+    /// The error for a failure at `step`: an interruption, or a
+    /// failure, saying whether anything was written.
     fn fail(&self, step: WriteStep) -> impl FnOnce(Error) -> Error {
         let path = self.disk.path.to_path_buf();
-        move |cause| Error::WriteFailed {
-            path,
-            phase: step,
-            cause: Box::new(cause),
+        let written = self.disk.written.get();
+        move |cause| {
+            let state = match written {
+                0 => StickState::Untouched,
+                _ => StickState::NoTable,
+            };
+            match cause {
+                Error::Write { source, .. } if is_interruption(&source) => Error::Interrupted {
+                    path,
+                    phase: step,
+                    state,
+                },
+                cause => Error::WriteFailed {
+                    path,
+                    phase: step,
+                    cause: Box::new(cause),
+                    state,
+                },
+            }
         }
     }
 
@@ -439,13 +459,25 @@ fn write_tables(plan: &Plan, inv: &Inventory, disk: &Disk) -> io::Result<()> {
     disk.sync()
 }
 
-/// The target: positional writes counted, and views for fatfs.
+/// The target: positional writes counted, and views for fatfs; a write
+/// asked to stop ([`Observer::cancelled`]) fails with [`Interruption`].
 #[derive(Clone, Copy)]
 struct Disk<'a> {
     file: &'a File,
     path: &'a Path,
     len: u64,
     written: &'a Cell<u64>,
+    observer: &'a dyn Observer,
+}
+
+/// The I/O error of a write refused because the front end asked to stop.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted")]
+struct Interruption;
+
+/// Whether `e` is an [`Interruption`].
+fn is_interruption(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<Interruption>())
 }
 
 impl<'a> Disk<'a> {
@@ -473,6 +505,9 @@ impl<'a> Disk<'a> {
     /// One write of `buf` (or of what the fault-injection seam leaves of
     /// it) at `offset`, counted: how many bytes were written.
     fn write_once(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        if self.observer.cancelled() {
+            return Err(io::Error::other(Interruption));
+        }
         let len = fault::write(buf.len())?;
         let n = self.file.write_at(buf.get(..len).unwrap_or(buf), offset)?;
         self.written.set(self.written.get() + n as u64);
