@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use esxstick::error::{exit, Refusal};
+use esxstick::esxi::config::{self, backup, Given};
 use esxstick::esxi::{self, extract, inventory::Inventory};
 use esxstick::image::source::{Source, SECTOR};
 use esxstick::plan::choose::{self, SmallestTarget};
@@ -23,11 +24,12 @@ use esxstick::plan::{self, Payload};
 use esxstick::size::group;
 use esxstick::stick::burn;
 use esxstick::stick::device::{self, Target};
+use esxstick::stick::update;
 use esxstick::stick::verify::{self, VerifyReport};
 use esxstick::Error;
 use serde::Serialize;
 
-use args::{Cli, Command, ImageArgs};
+use args::{BackupArgs, Cli, Command, ConfigArgs, ImageArgs, UpdateArgs};
 use progress::Bars;
 use render::{emit, to_json};
 
@@ -57,6 +59,7 @@ fn hint(e: &Error) -> &'static str {
             _ => "",
         },
         Error::OutputNotEmpty { .. } => " or pass --force to write into it",
+        Error::BuildMismatch { .. } => "; pass --allow-build-mismatch to use it anyway",
         _ => "",
     }
 }
@@ -64,6 +67,21 @@ fn hint(e: &Error) -> &'static str {
 /// Whether stderr is a terminal (where progress bars may be drawn).
 fn tty() -> bool {
     std::io::stderr().is_terminal()
+}
+
+impl ConfigArgs {
+    /// How the bank is made: with `new_uuids` (--new-uuids), and the
+    /// files given, as the library takes them.
+    fn made(&self, new_uuids: bool) -> Made {
+        Made {
+            new_uuids,
+            given: Given {
+                state: self.state.clone(),
+                oem: self.oem.clone(),
+                allow_build_mismatch: self.allow_build_mismatch,
+            },
+        }
+    }
 }
 
 impl ImageArgs {
@@ -102,15 +120,25 @@ fn run(command: Command) -> Result<(), Error> {
             size,
             layout,
             new_uuids,
+            config,
             image,
             json,
-        } => plan(&source, target, size, &layout, &image, json, new_uuids),
+        } => plan(
+            &source,
+            target,
+            size,
+            &layout,
+            &image,
+            json,
+            &config.made(new_uuids),
+        ),
         Command::Write {
             source,
             target,
             layout,
             new_uuids,
             size,
+            config,
             image,
             yes,
             force,
@@ -121,7 +149,7 @@ fn run(command: Command) -> Result<(), Error> {
             let options = WriteOptions {
                 yes,
                 force,
-                new_uuids,
+                made: config.made(new_uuids),
                 verify: !no_verify,
                 bars: !quiet && !json && tty(),
                 json,
@@ -133,15 +161,18 @@ fn run(command: Command) -> Result<(), Error> {
             against,
             layout,
             new_uuids,
+            config,
             image,
             json,
         } => {
             let plan = StickPlan {
                 layout: layout.as_deref(),
-                new_uuids,
+                made: config.made(new_uuids),
             };
             verify(&target, against.as_deref(), plan, &image, json)
         }
+        Command::Backup(args) => backup(&args),
+        Command::Update(args) => update(&args),
         Command::Layouts { json } => {
             layouts(json);
             Ok(())
@@ -210,12 +241,12 @@ fn plan(
     layout: &str,
     image: &ImageArgs,
     json: bool,
-    new_uuids: bool,
+    made: &Made,
 ) -> Result<(), Error> {
     let layout = Layout::load(layout)?;
     let bytes = target_bytes(size, target.as_deref().unwrap_or(Path::new("")))?;
     let (source, inv) = image.read(source, &Arc::new(Bars::new(!json && tty())))?;
-    let plan = plan::plan(&payload(&inv, new_uuids)?, &layout, bytes / SECTOR)?;
+    let plan = plan::plan(&payload(&source, &inv, made)?, &layout, bytes / SECTOR)?;
     finish(&source)?;
     if json {
         emit(&to_json(&plan));
@@ -225,14 +256,23 @@ fn plan(
     Ok(())
 }
 
-/// How `write` behaves, from its flags.
+/// How `write` (and `update`) behave, from their flags.
 struct WriteOptions {
     yes: bool,
     force: bool,
-    new_uuids: bool,
+    made: Made,
     verify: bool,
     bars: bool,
     json: bool,
+}
+
+/// How a stick's bank is made besides from the source: the flags that
+/// change its plan.
+struct Made {
+    /// --new-uuids.
+    new_uuids: bool,
+    /// --state, --oem, --allow-build-mismatch.
+    given: Given,
 }
 
 fn write(
@@ -253,7 +293,7 @@ fn write(
     let bytes = target_bytes(size, target)?;
     let bars = Arc::new(Bars::new(options.bars));
     let (source, inv) = image.read(source, &bars)?;
-    let payload = payload(&inv, options.new_uuids)?;
+    let payload = payload(&source, &inv, &options.made)?;
     let plan = plan::plan(&payload, &layout, bytes / SECTOR)?;
     if !options.json {
         emit(&render::plan(&plan, bytes));
@@ -278,19 +318,21 @@ fn write(
 struct StickPlan<'a> {
     /// The layout, when named.
     layout: Option<&'a str>,
-    /// Whether it was written with --new-uuids.
-    new_uuids: bool,
+    /// The flags it was written with.
+    made: Made,
 }
 
 /// What the planner needs of the source, with the source's bank UUIDs
-/// dropped for `--new-uuids`.
-fn payload(inv: &Inventory, new_uuids: bool) -> Result<Payload, Error> {
+/// dropped for `--new-uuids` and the files given replacing the bank's.
+fn payload(source: &Source, inv: &Inventory, made: &Made) -> Result<Payload, Error> {
     let payload = Payload::from_inventory(inv)?;
-    Ok(if new_uuids {
+    let payload = if made.new_uuids {
         payload.with_new_uuids()
     } else {
         payload
-    })
+    };
+    let replacements = config::replacements(source, inv, &made.given, None)?;
+    Ok(payload.with_replacements(replacements))
 }
 
 fn verify(
@@ -305,7 +347,7 @@ fn verify(
         None => verify::self_check(&stick)?,
         Some(against) => {
             let (source, inv) = image.read(against, &Arc::new(Bars::new(!json && tty())))?;
-            let payload = payload(&inv, written.new_uuids)?;
+            let payload = payload(&source, &inv, &written.made)?;
             let plan = choose::plan_of_stick(&stick, &payload, written.layout)?;
             let report = verify::against(&stick, &source, &inv, &plan, &Default::default())?;
             finish(&source)?;
@@ -318,6 +360,57 @@ fn verify(
         emit(&render::verify(&report));
     }
     verdict(report)
+}
+
+fn backup(args: &BackupArgs) -> Result<(), Error> {
+    let json = args.json;
+    let (source, inv) = args
+        .image
+        .read(&args.source, &Arc::new(Bars::new(!json && tty())))?;
+    let keep = args.keep.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    let report = backup::backup(&source, &inv, &args.dir, keep)?;
+    finish(&source)?;
+    if json {
+        emit(&to_json(&report));
+    } else {
+        emit(&render::backup(&report));
+    }
+    Ok(())
+}
+
+fn update(args: &UpdateArgs) -> Result<(), Error> {
+    let json = args.json;
+    let bars = Arc::new(Bars::new(!args.quiet && !json && tty()));
+    let stick = Source::open_uncached(&args.stick)?;
+    let stick_inv = esxi::inventory::read(&stick, None)?;
+    let opened = match &args.source {
+        Some(path) => Some(args.image.read(path, &bars)?),
+        None => None,
+    };
+    let from = opened.as_ref().map(|(s, i)| (s, i));
+    let given = args.config.made(false).given;
+    let plan = update::plan(&stick, &stick_inv, from, &given)?;
+    if !json {
+        emit(&render::update_plan(&plan));
+    }
+    let mut target = match &opened {
+        Some((source, _)) => Target::open(&args.stick, stick.len(), source, args.force)?,
+        None => Target::open_in_place(&args.stick, &stick, args.force)?,
+    };
+    if target.needs_confirmation() && !args.yes {
+        confirm::confirm(&target)?;
+    }
+    let (source, inv) = from.unwrap_or((&stick, &stick_inv));
+    let outcome = update::update(source, inv, &plan, &mut target, &*bars)?;
+    if json {
+        emit(&to_json(&outcome));
+    } else {
+        if let Some(stream) = &outcome.update.stream {
+            eprintln!("esxstick: {}", stream.summary());
+        }
+        emit(&render::update(&outcome.update, &outcome.verify));
+    }
+    verdict(outcome.verify)
 }
 
 fn layouts(json: bool) {

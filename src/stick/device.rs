@@ -71,6 +71,24 @@ impl Target {
     /// whole disk, unmounted, not the source, at least `plan_bytes`, and
     /// removable unless `force` (loop devices count as removable).
     pub fn open(path: &Path, plan_bytes: u64, source: &Source, force: bool) -> Result<Target> {
+        Target::open_checked(path, plan_bytes, source, force, false)
+    }
+
+    /// Opens the stick at `path`, read as `stick`, to be updated in place
+    /// (`update` from its own active bank, which it does not write): the
+    /// checks of [`Target::open`] but that it is not the source.
+    pub fn open_in_place(path: &Path, stick: &Source, force: bool) -> Result<Target> {
+        Target::open_checked(path, stick.len(), stick, force, true)
+    }
+
+    /// [`Target::open`]; with `in_place`, the target may be the source.
+    fn open_checked(
+        path: &Path,
+        plan_bytes: u64,
+        source: &Source,
+        force: bool,
+        in_place: bool,
+    ) -> Result<Target> {
         let meta = match fs::metadata(path) {
             Ok(meta) => meta,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -80,9 +98,9 @@ impl Target {
         };
         let ft = meta.file_type();
         if ft.is_file() {
-            Target::open_file(path, &meta, plan_bytes, source)
+            Target::open_file(path, &meta, plan_bytes, source, in_place)
         } else if ft.is_block_device() {
-            Target::open_device(path, &meta, plan_bytes, source, force)
+            Target::open_device(path, &meta, plan_bytes, source, force, in_place)
         } else {
             Err(refuse(path, Refusal::NotFileOrDevice))
         }
@@ -112,9 +130,15 @@ impl Target {
     }
 
     /// The existing image file at `path` (described by `meta`), unless
-    /// it is the source.
-    fn open_file(path: &Path, meta: &Metadata, plan_bytes: u64, source: &Source) -> Result<Target> {
-        if same_file(source, meta.dev(), meta.ino()) {
+    /// it is the source (and not written `in_place`).
+    fn open_file(
+        path: &Path,
+        meta: &Metadata,
+        plan_bytes: u64,
+        source: &Source,
+        in_place: bool,
+    ) -> Result<Target> {
+        if !in_place && same_file(source, meta.dev(), meta.ino()) {
             return Err(refuse(path, Refusal::IsSourceImage));
         }
         let file = OpenOptions::new()
@@ -158,10 +182,14 @@ impl Target {
         plan_bytes: u64,
         source: &Source,
         force: bool,
+        in_place: bool,
     ) -> Result<Target> {
         let rdev = meta.rdev();
         let sys = sysfs_dir(rdev);
-        if source.kind() == SourceKind::BlockDevice && source_rdev(source) == Some(rdev) {
+        if !in_place
+            && source.kind() == SourceKind::BlockDevice
+            && source_rdev(source) == Some(rdev)
+        {
             return Err(refuse(path, Refusal::IsSourceDevice));
         }
         if let Some(refusal) = device_refusal(&sys, rdev, source, force) {

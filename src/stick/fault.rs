@@ -5,6 +5,9 @@
 //! * `write:N:eio`, `write:N:enospc` — the N-th write fails;
 //! * `write:N:short` — the N-th write writes only half its bytes;
 //! * `sync:N:eio` — the N-th fsync fails;
+//! * `write:N:kill`, `sync:N:kill` — the process kills itself with
+//!   SIGKILL right before the N-th write or fsync (a crash at a moment
+//!   the test chooses exactly);
 //! * `count` — nothing fails; the numbers of writes and syncs are printed
 //!   to stderr when the process ends (for tests that sweep N).
 //!
@@ -40,6 +43,12 @@ mod active {
         .as_ref()
     }
 
+    /// Ends the process at once, as a crash does: nothing after this
+    /// point runs, nothing is flushed.
+    fn kill() {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
+
     fn error(how: &str) -> io::Error {
         match how {
             "enospc" => io::Error::from_raw_os_error(nix::libc::ENOSPC),
@@ -52,6 +61,10 @@ mod active {
         match plan() {
             Some(p) if p.kind == "write" && p.n == n => match p.how.as_str() {
                 "short" => Ok(len / 2),
+                "kill" => {
+                    kill();
+                    Ok(len)
+                }
                 how => Err(error(how)),
             },
             _ => Ok(len),
@@ -61,6 +74,10 @@ mod active {
     pub fn sync() -> io::Result<()> {
         let n = SYNCS.fetch_add(1, Ordering::SeqCst) + 1;
         match plan() {
+            Some(p) if p.kind == "sync" && p.n == n && p.how == "kill" => {
+                kill();
+                Ok(())
+            }
             Some(p) if p.kind == "sync" && p.n == n => Err(error(&p.how)),
             _ => Ok(()),
         }

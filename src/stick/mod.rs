@@ -1,7 +1,8 @@
 //! Stages 4 and 5, the stick: the [`device`] a stick is written to,
 //! opened safely; [`write`], which carries out a plan with the partition
 //! table last; [`verify`], which reads the stick back and proves it;
-//! [`burn`], the two together as the `write` command does them.
+//! [`burn`], the two together as the `write` command does them;
+//! [`update`], a stick's inactive bank rebuilt in place, crash-safely.
 //! [`cache`] and [`fault`] serve the writer (metadata caching, the
 //! fault-injection seam the crash tests use).
 //!
@@ -11,5 +12,6 @@ pub mod burn;
 pub mod cache;
 pub mod device;
 pub mod fault;
+pub mod update;
 pub mod verify;
 pub mod write;
