@@ -9,6 +9,7 @@
 mod common;
 
 mod bankrules;
+mod config;
 mod corpus;
 mod esxboot;
 mod extract;
@@ -18,4 +19,5 @@ mod inspect;
 mod plan;
 mod plan_properties;
 mod sources;
+mod update;
 mod write;

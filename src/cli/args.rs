@@ -206,15 +206,15 @@ pub enum Command {
         #[arg(long, requires = "against")]
         new_uuids: bool,
         #[command(flatten)]
-        config: ConfigArgs,
-        #[command(flatten)]
         image: ImageArgs,
+        #[command(flatten)]
+        config: ConfigArgs,
         /// Print the report as JSON (schema "esxstick.verify/1").
         #[arg(long)]
         json: bool,
     },
-    /// Save the host's configuration — the active bank's state.tgz — as a
-    /// configuration bundle in VMware's format, into DIR.
+    /// Save the host's configuration (the bank's state.tgz) into DIR as a
+    /// configuration bundle in VMware's format.
     ///
     /// The bundle, configBundle-<host>-<UTC time>.tgz, holds Manifest.txt
     /// (RELEASELEVEL, UUID, KERNELOPTS, USEROPTS) and the bank's state.tgz
@@ -224,9 +224,8 @@ pub enum Command {
     /// holds the same state.tgz, nothing is written. A bank without a
     /// state.tgz, or with an encrypted one (ESXi 7.0 U2+), exits 2.
     Backup(BackupArgs),
-    /// Update a stick in place, as ESXi upgrades itself: rebuild its
-    /// inactive bank with the new image and boot that next, the active
-    /// bank kept as the fallback.
+    /// Update a stick in place as ESXi upgrades: rebuild its inactive bank
+    /// and boot that next, the old bank kept as the fallback.
     ///
     /// The inactive bank (by the boot loader's rules) gets SOURCE's active
     /// bank — or, without SOURCE, the stick's own — with the stick's
