@@ -333,6 +333,9 @@ pub enum ConfigProblem {
     /// Manifest.txt is not text.
     #[error("its Manifest.txt is not text")]
     ManifestNotText,
+    /// A file written reads back other than it was written.
+    #[error("it reads back other than it was written")]
+    ReadsBackOther,
     /// An archive without a single file.
     #[error("{archive} holds no file")]
     Empty {

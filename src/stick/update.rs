@@ -27,6 +27,7 @@ use std::io::{Seek, SeekFrom, Write};
 use serde::Serialize;
 
 use crate::error::{Error, Result, UpdateProblem};
+use crate::esxi::bootcfg;
 use crate::esxi::config::state::STATE_TGZ;
 use crate::esxi::config::{self, bank_file, Given, Replacement, Upgrade, MAX_FILE_BYTES};
 use crate::esxi::inventory::Inventory;
@@ -392,12 +393,11 @@ fn make_ineligible(disk: &Disk, extent: (u64, u64), meta_sectors: u64) -> Result
     with_bank(disk, extent, session, |root| {
         let io = |e| disk.err(e);
         let mut file = root.open_file(BOOT_CFG).map_err(io)?;
+        // Planned only for a boot.cfg the inventory read, so at most
+        // bootcfg::MAX_BYTES.
         let len = file.seek(SeekFrom::End(0)).map_err(io)?;
         let mut text = INELIGIBLE.to_vec();
-        text.resize(
-            usize::try_from(len).map_err(|_| io(std::io::Error::other("too long")))?,
-            b'\n',
-        );
+        text.resize(len.min(bootcfg::MAX_BYTES) as usize, b'\n');
         let head = text.len().min(SECTOR as usize);
         let (first, rest) = text.split_at(head);
         if !rest.is_empty() {

@@ -421,19 +421,18 @@ impl Fill<'_> {
             let mut file = root.create_file("boot.cfg").map_err(|e| disk.err(e))?;
             file.write_all(text.as_bytes()).map_err(|e| disk.err(e))?;
         }
-        let files: Vec<&PayloadFile> = self.bank.files.iter().filter(|f| which(&f.name)).collect();
-        let volume = match files.iter().any(|f| f.replaced.is_none()) {
-            true => Some(Volume::open(
-                self.source,
-                &self.inv.active_partition()?.partition,
-            )?),
-            false => None,
-        };
-        for f in files {
-            let from = match (&f.replaced, &volume) {
-                (Some(r), _) => Content::Bytes(&r.bytes),
-                (None, Some(volume)) => Content::Bank(volume),
-                (None, None) => continue, // cannot be: the volume was opened
+        // The source's bank is opened once, when a file comes from it.
+        let mut volume = None;
+        for f in self.bank.files.iter().filter(|f| which(&f.name)) {
+            let from = match &f.replaced {
+                Some(r) => Content::Bytes(&r.bytes),
+                None => match volume {
+                    Some(ref v) => Content::Bank(v),
+                    None => Content::Bank(volume.insert(Volume::open(
+                        self.source,
+                        &self.inv.active_partition()?.partition,
+                    )?)),
+                },
             };
             copy_file(root, from, f, disk, self.done, sha256.as_deref_mut())?;
         }

@@ -31,7 +31,7 @@ const PREFIX: &str = "configBundle-";
 const SUFFIX: &str = ".tgz";
 /// The UTC time in a name: `20240131T235959Z`.
 const STAMP_FORMAT: &str = "%Y%m%dT%H%M%SZ";
-/// Most bundles of one host made in the same second.
+/// Most names tried for one new bundle (others taking them meanwhile).
 const MAX_SAME_SECOND: u32 = 1000;
 
 /// What `backup` did.
@@ -101,7 +101,7 @@ pub fn backup(
     let written = same.is_none();
     let file = match same {
         Some(file) => file,
-        None => write_bundle(dir, &name, &manifest, &state)?,
+        None => write_bundle(dir, &name, newest.as_ref(), &manifest, &state)?,
     };
     let path = dir.join(&file);
     let bytes = fs::metadata(&path).map_err(write_err(&path))?.len();
@@ -214,13 +214,30 @@ fn holds_state(path: &Path, state: &[u8]) -> bool {
         )
 }
 
+/// The (stamp, first sequence) of a new bundle: now, after `newest` (the
+/// host's newest bundle) even when that is of the same second or, the
+/// clock having gone back, later — so that names always sort in the
+/// order the bundles were made, which retention relies on.
+fn next_name(now: &str, newest: Option<&Own>) -> (String, u32) {
+    match newest {
+        Some(b) if b.stamp.as_str() >= now => (b.stamp.clone(), b.seq + 1),
+        _ => (now.to_string(), 1),
+    }
+}
+
 /// Writes the bundle of `manifest` and `state` into `dir` under a new
-/// name for host `name`: a temporary file, synced, read back and checked,
-/// then linked to its name (never over another file); the directory is
-/// synced. Returns the name.
-fn write_bundle(dir: &Path, name: &str, manifest: &Manifest, state: &[u8]) -> Result<String> {
+/// name for host `name`, sorting after `newest`: a temporary file,
+/// synced, read back and checked, then linked to its name (never over
+/// another file); the directory is synced. Returns the name.
+fn write_bundle(
+    dir: &Path,
+    name: &str,
+    newest: Option<&Own>,
+    manifest: &Manifest,
+    state: &[u8],
+) -> Result<String> {
     let now = chrono::Utc::now();
-    let stamp = now.format(STAMP_FORMAT).to_string();
+    let (stamp, mut seq) = next_name(&now.format(STAMP_FORMAT).to_string(), newest);
     let mtime = u64::try_from(now.timestamp()).unwrap_or(0);
     let bytes = bundle::make(manifest, state, mtime).map_err(write_err(dir))?;
     let mut tmp = tempfile::Builder::new()
@@ -233,21 +250,21 @@ fn write_bundle(dir: &Path, name: &str, manifest: &Manifest, state: &[u8]) -> Re
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(write_err(tmp.path()))?;
     check_written(tmp.path(), manifest, state)?;
-    for seq in 1..=MAX_SAME_SECOND {
+    let last = seq.saturating_add(MAX_SAME_SECOND);
+    loop {
         let file = bundle_name(name, &stamp, seq);
-        match tmp.persist_noclobber(dir.join(&file)) {
+        let path = dir.join(&file);
+        match tmp.persist_noclobber(&path) {
             Ok(_) => {
                 sync_dir(dir)?;
                 return Ok(file);
             }
-            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => tmp = e.file,
-            Err(e) => return Err(write_err(dir)(e.error)),
+            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists && seq < last => {
+                (tmp, seq) = (e.file, seq + 1);
+            }
+            Err(e) => return Err(write_err(&path)(e.error)),
         }
     }
-    Err(write_err(dir)(io::Error::new(
-        io::ErrorKind::AlreadyExists,
-        "too many bundles of this host in one second",
-    )))
 }
 
 /// Reads the bundle just written at `path` back and checks that it is
@@ -269,9 +286,7 @@ fn check_written(path: &Path, manifest: &Manifest, state: &[u8]) -> Result<()> {
         } if m == *manifest && s == state => Ok(()),
         _ => Err(Error::Config {
             origin,
-            problem: ConfigProblem::Read {
-                source: io::Error::other("it reads back other than it was written"),
-            },
+            problem: ConfigProblem::ReadsBackOther,
         }),
     }
 }
@@ -322,6 +337,24 @@ fn write_err(path: &Path) -> impl Fn(io::Error) -> Error + '_ {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_name_sorts_after_the_newest_bundle() {
+        let own = |stamp: &str, seq| Own {
+            stamp: stamp.into(),
+            seq,
+            file: String::new(),
+        };
+        let (a, b) = ("20240101T000000Z", "20240101T000001Z");
+        assert_eq!(next_name(b, None), (b.into(), 1));
+        assert_eq!(next_name(b, Some(&own(a, 9))), (b.into(), 1));
+        // The same second, even after the first of it was deleted.
+        assert_eq!(next_name(a, Some(&own(a, 8))), (a.into(), 9));
+        // The clock went back: still after the newest.
+        assert_eq!(next_name(a, Some(&own(b, 1))), (b.into(), 2));
+        let next = own(a, 9);
+        assert!(next > own(a, 8) && own(b, 1) > next);
+    }
 
     #[test]
     fn names_esxstick_gives_are_the_only_ones_it_reads_as_its_own() {
