@@ -52,6 +52,11 @@ impl<W: Write> Write for Sha256Writer<W> {
     }
 }
 
+/// The SHA-256 of `bytes`, as lower-case hex.
+pub fn sha256(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +72,6 @@ mod tests {
             hash,
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+        assert_eq!(sha256(b"abc"), hash);
     }
 }

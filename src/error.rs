@@ -187,6 +187,232 @@ pub enum Error {
         /// The operating system's reason.
         source: io::Error,
     },
+
+    /// A host configuration (state.tgz, a configuration bundle) or an
+    /// oem.tgz is unusable.
+    #[error("{origin}: {problem}")]
+    Config {
+        /// Where it comes from.
+        origin: ConfigOrigin,
+        /// What is wrong with it.
+        problem: ConfigProblem,
+    },
+
+    /// A configuration bundle from another ESXi build than the image's,
+    /// which VMware's own restore refuses. (The CLI adds how to use it
+    /// anyway.)
+    #[error(
+        "configuration bundle {} is from {bundle}, the image is ESXi build {image}; \
+         VMware's restore refuses a bundle of another build",
+        path.display()
+    )]
+    BuildMismatch {
+        /// The bundle.
+        path: PathBuf,
+        /// Its `RELEASELEVEL=` ("unknown" when it has none).
+        bundle: String,
+        /// The image's `build=` ("unknown" when boot.cfg has none).
+        image: String,
+    },
+
+    /// `--oem` for an ESXi 5+ image, which has no oem.tgz slot.
+    #[error(
+        "--oem: this image is ESXi {build}; ESXi 5 and later take drivers as VIBs \
+         (esxcli software vib install, or an image made with Image Builder), not as oem.tgz"
+    )]
+    OemNotSupported {
+        /// The image's build (or partitioning, when boot.cfg names none).
+        build: String,
+    },
+
+    /// The bank to back up holds no configuration.
+    #[error("bank {bank} holds no state.tgz: there is no host configuration to back up")]
+    NoConfiguration {
+        /// The bank.
+        bank: u32,
+    },
+
+    /// A stick cannot be updated, for the reason given; nothing was
+    /// written.
+    #[error("cannot update {}: {problem}; nothing was written", path.display())]
+    Update {
+        /// The stick.
+        path: PathBuf,
+        /// Why not.
+        problem: UpdateProblem,
+    },
+
+    /// Updating a stick stopped part-way; its active bank is untouched.
+    #[error(
+        "updating {} stopped at {step}: {cause}; bank {active} is untouched and still boots \
+         — fix the cause and run update again",
+        path.display()
+    )]
+    UpdateFailed {
+        /// The stick.
+        path: PathBuf,
+        /// What was being written.
+        step: crate::stick::update::UpdateStep,
+        /// The bank that boots, as before.
+        active: u32,
+        /// What went wrong.
+        cause: Box<Error>,
+    },
+}
+
+/// Where a configuration archive comes from ([`Error::Config`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigOrigin {
+    /// The file given with `--state`.
+    #[error("--state {}", .0.display())]
+    StateFile(PathBuf),
+    /// The file given with `--oem`.
+    #[error("--oem {}", .0.display())]
+    OemFile(PathBuf),
+    /// The state.tgz of a bank of the source.
+    #[error("bank {0}")]
+    Bank(u32),
+    /// A configuration bundle `backup` wrote.
+    #[error("the new backup {}", .0.display())]
+    Backup(PathBuf),
+}
+
+/// What is wrong with a configuration archive ([`Error::Config`]).
+/// `archive` names the archive at fault, nested ones by their path
+/// ("local.tgz in state.tgz").
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigProblem {
+    /// The file cannot be read.
+    #[error("cannot read it: {source}")]
+    Read {
+        /// The operating system's reason.
+        source: io::Error,
+    },
+    /// The file, or a member kept in memory, is larger than any such
+    /// file.
+    #[error("{archive} is {bytes} bytes, more than the {limit} accepted")]
+    TooLarge {
+        /// The archive or member.
+        archive: String,
+        /// Its size.
+        bytes: u64,
+        /// The most accepted.
+        limit: u64,
+    },
+    /// The gzip stream is damaged (CRC-32, length, deflate data) or cut
+    /// short.
+    #[error("{archive}: damaged gzip stream: {source}")]
+    Gzip {
+        /// The archive.
+        archive: String,
+        /// The decompressor's reason.
+        source: io::Error,
+    },
+    /// Bytes follow the gzip stream.
+    #[error("{archive}: data follows the end of its gzip stream")]
+    Trailing {
+        /// The archive.
+        archive: String,
+    },
+    /// The archive unpacks to more than any configuration does.
+    #[error("{archive} unpacks to more than {limit} bytes")]
+    Unpacked {
+        /// The archive.
+        archive: String,
+        /// The most accepted.
+        limit: u64,
+    },
+    /// The tar structure is damaged (header checksum, a member cut
+    /// short).
+    #[error("{archive}: damaged tar archive: {source}")]
+    Tar {
+        /// The archive.
+        archive: String,
+        /// The tar reader's reason.
+        source: io::Error,
+    },
+    /// A member's path (or a hard link's target) is absolute or climbs
+    /// out with `..`.
+    #[error("{archive}: member {path:?} is not a relative path inside the archive")]
+    UnsafePath {
+        /// The archive.
+        archive: String,
+        /// The member's path.
+        path: String,
+    },
+    /// A state.tgz without local.tgz.
+    #[error("{archive} holds no local.tgz, so it is no ESXi state.tgz")]
+    NoLocalTgz {
+        /// The archive.
+        archive: String,
+    },
+    /// An encrypted configuration (ESXi 7.0 U2 and later).
+    #[error(
+        "{archive} holds an encrypted configuration (local.tgz.ve, ESXi 7.0 U2 and later), \
+         which cannot be read offline"
+    )]
+    Encrypted {
+        /// The archive.
+        archive: String,
+    },
+    /// Neither a state.tgz nor a configuration bundle.
+    #[error(
+        "neither a state.tgz (it holds no local.tgz) nor a configuration bundle \
+         (Manifest.txt and state.tgz)"
+    )]
+    NotConfiguration,
+    /// A configuration bundle without its state.tgz.
+    #[error("a configuration bundle (it holds Manifest.txt) without state.tgz")]
+    BundleWithoutState,
+    /// Manifest.txt is not text.
+    #[error("its Manifest.txt is not text")]
+    ManifestNotText,
+    /// A file written reads back other than it was written.
+    #[error("it reads back other than it was written")]
+    ReadsBackOther,
+    /// An archive without a single file.
+    #[error("{archive} holds no file")]
+    Empty {
+        /// The archive.
+        archive: String,
+    },
+}
+
+/// Why a stick cannot be updated ([`Error::Update`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpdateProblem {
+    /// The stick has one bank only.
+    #[error(
+        "it has no alternate bank to update into (only bank {active}); \
+         write the stick with --layout dual-bank to give it one"
+    )]
+    NoAlternateBank {
+        /// The bank it has.
+        active: u32,
+    },
+    /// The alternate bank cannot hold the new image.
+    #[error(
+        "its alternate bank {bank} of {} cannot hold the {} of files and headroom \
+         the update needs; write a larger stick with --layout dual-bank",
+        crate::size::human(*has),
+        crate::size::human(*needs)
+    )]
+    BankTooSmall {
+        /// The alternate bank.
+        bank: u32,
+        /// Its size in bytes.
+        has: u64,
+        /// Bytes of files plus headroom needed.
+        needs: u64,
+    },
+    /// The source's partitioning differs from the stick's.
+    #[error("the stick is an ESXi {stick} stick and the source an ESXi {image} image")]
+    OtherScheme {
+        /// The stick's family ("3.5/4.x (MBR)" or "5+ (GPT)").
+        stick: &'static str,
+        /// The source's.
+        image: &'static str,
+    },
 }
 
 /// Why an installer ISO gives no image ([`Error::Iso`]).
@@ -659,6 +885,12 @@ impl Error {
             Error::Random { .. } => "random",
             Error::OutputNotEmpty { .. } => "output-not-empty",
             Error::Write { .. } => "write",
+            Error::Config { .. } => "config",
+            Error::BuildMismatch { .. } => "build-mismatch",
+            Error::OemNotSupported { .. } => "oem-not-supported",
+            Error::NoConfiguration { .. } => "no-configuration",
+            Error::Update { .. } => "update",
+            Error::UpdateFailed { .. } => "update-failed",
         }
     }
 }

@@ -23,6 +23,8 @@ pub enum Phase {
     SourceCheck,
     /// Writing the partition table.
     Tables,
+    /// Writing the boot.cfg that makes an updated bank the one that boots.
+    Commit,
     /// Reading the stick back and proving it.
     Verify,
 }
@@ -37,6 +39,7 @@ impl Phase {
             Phase::Modules => "modules",
             Phase::SourceCheck => "source check",
             Phase::Tables => "tables",
+            Phase::Commit => "commit",
             Phase::Verify => "verify",
         }
     }

@@ -31,11 +31,13 @@ fn payload(scheme: Scheme, used: u64, files: Vec<u64>) -> Payload {
                 format!("mod{i}.gz")
             },
             bytes,
+            replaced: None,
         })
         .collect();
     named.push(PayloadFile {
         name: "boot.cfg".into(),
         bytes: 160,
+        replaced: None,
     });
     Payload {
         scheme,

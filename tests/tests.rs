@@ -9,6 +9,7 @@
 mod common;
 
 mod bankrules;
+mod config;
 mod corpus;
 mod esxboot;
 mod extract;
@@ -19,4 +20,5 @@ mod plan;
 mod plan_properties;
 mod sources;
 mod trust;
+mod update;
 mod write;

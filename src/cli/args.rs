@@ -35,6 +35,28 @@ pub struct ImageArgs {
     pub no_md5: bool,
 }
 
+/// What a new bank gets besides the source bank's files.
+#[derive(clap::Args)]
+pub struct ConfigArgs {
+    /// The host configuration the bank gets as its state.tgz: a state.tgz,
+    /// or a configuration bundle (configBundle-*.tgz from `esxstick
+    /// backup`, vicfg-cfgbackup, PowerCLI Get-VMHostFirmware
+    /// -BackupConfiguration). Checked whole first (gzip CRC and length,
+    /// tar, the local.tgz inside, no absolute or .. paths); a bundle must
+    /// be of the image's build, as VMware's restore demands.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Take a configuration bundle of another ESXi build than the image's.
+    #[arg(long, requires = "state")]
+    pub allow_build_mismatch: bool,
+    /// Custom drivers for ESXi 3.5/4.x (as ESXi-Customizer makes them): a
+    /// tar.gz of relative paths that replaces the bank's oem.tgz; boot.cfg
+    /// gets `--- oem.tgz` (before license.tgz) when it lacks it. ESXi 5
+    /// and later take VIBs instead, and are refused.
+    #[arg(long, value_name = "FILE")]
+    pub oem: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Show what an ESXi image holds: partitions, bootbanks, the active
@@ -102,6 +124,8 @@ pub enum Command {
         #[arg(long)]
         new_uuids: bool,
         #[command(flatten)]
+        config: ConfigArgs,
+        #[command(flatten)]
         image: ImageArgs,
         /// Print the plan as JSON (schema "esxstick.plan/1", see README.md).
         #[arg(long)]
@@ -143,6 +167,8 @@ pub enum Command {
         #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
         size: Option<String>,
         #[command(flatten)]
+        config: ConfigArgs,
+        #[command(flatten)]
         image: ImageArgs,
         /// Do not ask for confirmation.
         #[arg(long)]
@@ -172,6 +198,9 @@ pub enum Command {
     /// FATs, every module boot.cfg names present, and every gzip module
     /// complete with a correct CRC-32 and length. Reads bypass the page
     /// cache. Exit 0 all good, 1 verification failed, 2 unusable input.
+    /// A stick written with --state or --oem is verified against the same
+    /// files.
+    #[command(group(ArgGroup::new("given").args(["state", "oem"]).multiple(true).requires("against")))]
     Verify {
         /// The stick: a block device or image file.
         target: PathBuf,
@@ -197,10 +226,36 @@ pub enum Command {
         new_uuids: bool,
         #[command(flatten)]
         image: ImageArgs,
+        #[command(flatten)]
+        config: ConfigArgs,
         /// Print the report as JSON (schema "esxstick.verify/1").
         #[arg(long)]
         json: bool,
     },
+    /// Save the host's configuration (the bank's state.tgz) into DIR as a
+    /// configuration bundle in VMware's format.
+    ///
+    /// The bundle, configBundle-<host>-<UTC time>.tgz, holds Manifest.txt
+    /// (RELEASELEVEL, UUID, KERNELOPTS, USEROPTS) and the bank's state.tgz
+    /// byte for byte; the host name and system UUID come from esx.conf
+    /// inside it. It is written under a temporary name, synced, read back
+    /// and checked, then renamed. When the host's newest bundle in DIR
+    /// holds the same state.tgz, nothing is written. A bank without a
+    /// state.tgz, or with an encrypted one (ESXi 7.0 U2+), exits 2.
+    Backup(BackupArgs),
+    /// Update a stick in place as ESXi upgrades: rebuild its inactive bank
+    /// and boot that next, the old bank kept as the fallback.
+    ///
+    /// The inactive bank (by the boot loader's rules) gets SOURCE's active
+    /// bank — or, without SOURCE, the stick's own — with the stick's
+    /// state.tgz (unless --state), keeping its VMware FAT UUID; its
+    /// boot.cfg gets updated= one above the highest on the stick and
+    /// bootstate=0. The old boot.cfg is made ineligible first and the new
+    /// one written last, so a crash at any moment leaves a stick that
+    /// boots its old bank or the complete new one. The stick needs an
+    /// alternate bank (write it with --layout dual-bank). Same target
+    /// checks and confirmation as `write`; the stick is verified after.
+    Update(UpdateArgs),
     /// List the built-in layouts with a line on each.
     Layouts {
         /// Print the list as JSON.
@@ -219,7 +274,56 @@ impl Command {
             | Command::Write { json, .. }
             | Command::Verify { json, .. }
             | Command::Layouts { json } => *json,
+            Command::Backup(args) => args.json,
+            Command::Update(args) => args.json,
             Command::Extract { .. } => false,
         }
     }
+}
+
+/// `backup`'s arguments (see [`Command::Backup`]).
+#[derive(clap::Args)]
+pub struct BackupArgs {
+    /// The stick, image (compressed or not), ISO or device to back up;
+    /// see `esxstick inspect --help`.
+    pub source: PathBuf,
+    /// The directory of bundles (created if missing).
+    pub dir: PathBuf,
+    /// Keep the host's newest N bundles and delete its older ones —
+    /// only bundles esxstick named, never another host's or any other
+    /// file.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep: Option<u64>,
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// Print the report as JSON (schema "esxstick.backup/1").
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `update`'s arguments (see [`Command::Update`]).
+#[derive(clap::Args)]
+pub struct UpdateArgs {
+    /// The stick: a whole block device or an image file.
+    pub stick: PathBuf,
+    /// The ESXi image (compressed or not), ISO, stick or device to take
+    /// the new bank from; default: the stick's own active bank.
+    pub source: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+    /// Allow a non-removable disk.
+    #[arg(long)]
+    pub force: bool,
+    /// No progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print only a final JSON report (schemas "esxstick.update/1" and
+    /// "esxstick.verify/1").
+    #[arg(long)]
+    pub json: bool,
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use esxstick::error::{exit, Refusal};
+use esxstick::esxi::config::{self, backup, Given};
 use esxstick::esxi::{self, extract, inventory::Inventory};
 use esxstick::image::source::{Source, SECTOR};
 use esxstick::plan::choose::{self, SmallestTarget};
@@ -25,11 +26,12 @@ use esxstick::size::group;
 use esxstick::stick::burn;
 use esxstick::stick::contents::Contents;
 use esxstick::stick::device::{self, Target};
+use esxstick::stick::update;
 use esxstick::stick::verify::{self, VerifyReport};
 use esxstick::Error;
 use serde::Serialize;
 
-use args::{Cli, Command, ImageArgs};
+use args::{BackupArgs, Cli, Command, ConfigArgs, ImageArgs, UpdateArgs};
 use progress::Bars;
 use render::{emit, to_json};
 
@@ -93,6 +95,7 @@ fn hint(e: &Error) -> &'static str {
             _ => "",
         },
         Error::OutputNotEmpty { .. } => " or pass --force to write into it",
+        Error::BuildMismatch { .. } => "; pass --allow-build-mismatch to use it anyway",
         _ => "",
     }
 }
@@ -100,6 +103,21 @@ fn hint(e: &Error) -> &'static str {
 /// Whether stderr is a terminal (where progress bars may be drawn).
 fn tty() -> bool {
     std::io::stderr().is_terminal()
+}
+
+impl ConfigArgs {
+    /// How the bank is made: with `new_uuids` (--new-uuids), and the
+    /// files given, as the library takes them.
+    fn made(&self, new_uuids: bool) -> Made {
+        Made {
+            new_uuids,
+            given: Given {
+                state: self.state.clone(),
+                oem: self.oem.clone(),
+                allow_build_mismatch: self.allow_build_mismatch,
+            },
+        }
+    }
 }
 
 impl ImageArgs {
@@ -138,6 +156,7 @@ fn run(command: Command) -> Result<(), Error> {
             size,
             layout,
             new_uuids,
+            config,
             image,
             json,
         } => plan(
@@ -147,7 +166,7 @@ fn run(command: Command) -> Result<(), Error> {
             layout.as_deref(),
             &image,
             json,
-            new_uuids,
+            &config.made(new_uuids),
         ),
         Command::Write {
             source,
@@ -155,6 +174,7 @@ fn run(command: Command) -> Result<(), Error> {
             layout,
             new_uuids,
             size,
+            config,
             image,
             yes,
             force,
@@ -165,7 +185,7 @@ fn run(command: Command) -> Result<(), Error> {
             let options = WriteOptions {
                 yes,
                 force,
-                new_uuids,
+                made: config.made(new_uuids),
                 verify: !no_verify,
                 bars: !quiet && !json && tty(),
                 json,
@@ -178,16 +198,19 @@ fn run(command: Command) -> Result<(), Error> {
             layout,
             size,
             new_uuids,
+            config,
             image,
             json,
         } => {
             let plan = StickPlan {
                 layout: layout.as_deref(),
                 size,
-                new_uuids,
+                made: config.made(new_uuids),
             };
             verify(&target, against.as_deref(), plan, &image, json)
         }
+        Command::Backup(args) => backup(&args),
+        Command::Update(args) => update(&args),
         Command::Layouts { json } => {
             layouts(json);
             Ok(())
@@ -298,14 +321,14 @@ fn plan(
     layout: Option<&str>,
     image: &ImageArgs,
     json: bool,
-    new_uuids: bool,
+    made: &Made,
 ) -> Result<(), Error> {
     let named = named_layout(layout)?;
     let target = target.unwrap_or_default();
     let bytes = target_bytes(size.as_deref(), &target)?;
     let (source, inv) = image.read(source, &Arc::new(Bars::new(!json && tty())))?;
     let layout = layout_for(named, &inv)?;
-    let plan = plan::plan(&payload(&inv, new_uuids)?, &layout, bytes / SECTOR)?;
+    let plan = plan::plan(&payload(&source, &inv, made)?, &layout, bytes / SECTOR)?;
     finish(&source)?;
     if json {
         emit(&to_json(&plan));
@@ -315,14 +338,23 @@ fn plan(
     Ok(())
 }
 
-/// How `write` behaves, from its flags.
+/// How `write` (and `update`) behave, from their flags.
 struct WriteOptions {
     yes: bool,
     force: bool,
-    new_uuids: bool,
+    made: Made,
     verify: bool,
     bars: bool,
     json: bool,
+}
+
+/// How a stick's bank is made besides from the source: the flags that
+/// change its plan.
+struct Made {
+    /// --new-uuids.
+    new_uuids: bool,
+    /// --state, --oem, --allow-build-mismatch.
+    given: Given,
 }
 
 fn write(
@@ -347,7 +379,8 @@ fn write(
         .read(source, &bars)
         .map_err(|e| maybe_swapped(e, target))?;
     let layout = layout_for(named, &inv)?;
-    let plan = plan::plan(&payload(&inv, options.new_uuids)?, &layout, bytes / SECTOR)?;
+    let payload = payload(&source, &inv, &options.made)?;
+    let plan = plan::plan(&payload, &layout, bytes / SECTOR)?;
     // From here a signal stops the write between two writes.
     interrupt::defer();
     let mut target = Target::open(target, &plan, &source, options.force)?;
@@ -408,19 +441,21 @@ struct StickPlan<'a> {
     layout: Option<&'a str>,
     /// The target size, when given.
     size: Option<String>,
-    /// Whether it was written with --new-uuids.
-    new_uuids: bool,
+    /// The flags it was written with.
+    made: Made,
 }
 
 /// What the planner needs of the source, with the source's bank UUIDs
-/// dropped for `--new-uuids`.
-fn payload(inv: &Inventory, new_uuids: bool) -> Result<Payload, Error> {
+/// dropped for `--new-uuids` and the files given replacing the bank's.
+fn payload(source: &Source, inv: &Inventory, made: &Made) -> Result<Payload, Error> {
     let payload = Payload::from_inventory(inv)?;
-    Ok(if new_uuids {
+    let payload = if made.new_uuids {
         payload.with_new_uuids()
     } else {
         payload
-    })
+    };
+    let replacements = config::replacements(source, inv, &made.given, None)?;
+    Ok(payload.with_replacements(replacements))
 }
 
 fn verify(
@@ -442,7 +477,7 @@ fn verify(
         None => verify::self_check(&stick)?,
         Some(against) => {
             let (source, inv) = image.read(against, &Arc::new(Bars::new(!json && tty())))?;
-            let payload = payload(&inv, written.new_uuids)?;
+            let payload = payload(&source, &inv, &written.made)?;
             let report =
                 verify::against_stick(&stick, &source, &inv, &payload, written.layout, size)?;
             finish(&source)?;
@@ -455,6 +490,55 @@ fn verify(
         emit(&render::fit(&render::verify(&report)));
     }
     verdict(report)
+}
+
+fn backup(args: &BackupArgs) -> Result<(), Error> {
+    let json = args.json;
+    let (source, inv) = args
+        .image
+        .read(&args.source, &Arc::new(Bars::new(!json && tty())))?;
+    let keep = args.keep.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    let report = backup::backup(&source, &inv, &args.dir, keep)?;
+    finish(&source)?;
+    if json {
+        emit(&to_json(&report));
+    } else {
+        emit(&render::backup(&report));
+    }
+    Ok(())
+}
+
+fn update(args: &UpdateArgs) -> Result<(), Error> {
+    let json = args.json;
+    let bars = Arc::new(Bars::new(!args.quiet && !json && tty()));
+    let stick = Source::open_uncached(&args.stick)?;
+    let stick_inv = esxi::inventory::read(&stick, None)?;
+    let opened = match &args.source {
+        Some(path) => Some(args.image.read(path, &bars)?),
+        None => None,
+    };
+    let from = opened.as_ref().map(|(s, i)| (s, i));
+    let given = args.config.made(false).given;
+    let plan = update::plan(&stick, &stick_inv, from, &given)?;
+    if !json {
+        emit(&render::update_plan(&plan));
+    }
+    let source = opened.as_ref().map(|(source, _)| source);
+    let mut target = Target::open_in_place(&args.stick, &stick, source, args.force)?;
+    if target.needs_confirmation() && !args.yes {
+        confirm::confirm(&target)?;
+    }
+    let (source, inv) = from.unwrap_or((&stick, &stick_inv));
+    let outcome = update::update(source, inv, &plan, &mut target, &*bars)?;
+    if json {
+        emit(&to_json(&outcome));
+    } else {
+        if let Some(stream) = &outcome.update.stream {
+            eprintln!("esxstick: {}", stream.summary());
+        }
+        emit(&render::update(&outcome.update, &outcome.verify));
+    }
+    verdict(outcome.verify)
 }
 
 fn layouts(json: bool) {

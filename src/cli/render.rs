@@ -1,12 +1,14 @@
 //! What the commands print: plain text for people (tables sized for an
 //! 80-column terminal where they can be) and JSON for programs.
 
+use esxstick::esxi::config::backup::BackupReport;
 use esxstick::esxi::inventory::Inventory;
 use esxstick::image::source::SECTOR;
 use esxstick::ondisk::table::Scheme;
 use esxstick::plan::choose::SmallestTarget;
-use esxstick::plan::Plan;
+use esxstick::plan::{BankPlan, Plan};
 use esxstick::size::{self, group, human};
+use esxstick::stick::update::{UpdatePlan, UpdateReport};
 use esxstick::stick::verify::VerifyReport;
 use esxstick::stick::write::WriteReport;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -496,48 +498,65 @@ fn plan_boot(out: &mut String, plan: &Plan) {
 
 fn plan_banks(out: &mut String, plan: &Plan) {
     for bank in &plan.banks {
-        let f = &bank.fat;
-        line!(
+        plan_bank(out, bank, "new");
+    }
+}
+
+/// One bank of a plan (`how`: "new", "rebuilt"): its volume, UUID, what
+/// it gets, free space and headroom.
+fn plan_bank(out: &mut String, bank: &BankPlan, how: &str) {
+    let f = &bank.fat;
+    line!(
         out,
-            "\nBank {}: new FAT16 \"{}\" volume ID {}: {} clusters of {}, {} sectors per FAT x {}, {} root entries",
-            bank.entry,
-            bank.label,
-            bank.volume_id,
-            group(u64::from(bank.clusters)),
-            human(bank.cluster_bytes),
-            f.sectors_per_fat,
-            f.fats,
-            f.root_entries
-        );
+        "\nBank {}: {how} FAT16 \"{}\" volume ID {}: {} clusters of {}, {} sectors per FAT x {}, {} root entries",
+        bank.entry,
+        bank.label,
+        bank.volume_id,
+        group(u64::from(bank.clusters)),
+        human(bank.cluster_bytes),
+        f.sectors_per_fat,
+        f.fats,
+        f.root_entries
+    );
+    line!(
+        out,
+        "  VMware FAT UUID {} ({}), {} reserved sectors",
+        bank.uuid,
+        bank.uuid_from,
+        f.reserved_sectors
+    );
+    if bank.files.is_empty() {
         line!(
             out,
-            "  VMware FAT UUID {} ({}), {} reserved sectors",
-            bank.uuid,
-            bank.uuid_from,
-            f.reserved_sectors
+            "  empty alternate bank; boot.cfg with bootstate=3 (not bootable)"
         );
-        if bank.files.is_empty() {
-            line!(
-                out,
-                "  empty alternate bank; boot.cfg with bootstate=3 (not bootable)"
-            );
-        } else {
-            let total: u64 = bank.files.iter().map(|f| f.bytes).sum();
-            line!(
-                out,
-                "  copies {} files, {} bytes ({}) from the source bank",
-                bank.files.len(),
-                group(total),
-                human(total)
-            );
-        }
+    } else {
+        let total: u64 = bank.files.iter().map(|f| f.bytes).sum();
         line!(
             out,
-            "  free after copying: {} (headroom needed: {})",
-            human(bank.free_bytes),
-            human(bank.headroom_bytes)
+            "  copies {} files, {} bytes ({}) from the source bank",
+            bank.files.len(),
+            group(total),
+            human(total)
         );
     }
+    for file in &bank.files {
+        if let Some(r) = &file.replaced {
+            line!(
+                out,
+                "  {} ({} bytes) from {}",
+                file.name,
+                group(file.bytes),
+                r.from
+            );
+        }
+    }
+    line!(
+        out,
+        "  free after copying: {} (headroom needed: {})",
+        human(bank.free_bytes),
+        human(bank.headroom_bytes)
+    );
 }
 
 fn plan_totals(out: &mut String, plan: &Plan) {
@@ -585,4 +604,82 @@ fn disk_map(plan: &Plan, width: u64) -> String {
 /// `0x04` for MBR types; GPT GUIDs shortened to their first group.
 fn short_code(code: &str) -> String {
     code.split('-').next().unwrap_or(code).to_string()
+}
+
+/// `backup`'s report: the host, the bundle written (or the one that
+/// already held this configuration), and what `--keep` did.
+pub fn backup(report: &BackupReport) -> String {
+    let mut out = String::new();
+    let h = &report.host;
+    line!(
+        out,
+        "bank {} of {}: host {}, system UUID {}, {}",
+        report.bank,
+        report.source,
+        h.host.as_deref().unwrap_or("(no name in esx.conf)"),
+        h.system_uuid.as_deref().unwrap_or("(none in esx.conf)"),
+        report
+            .release_level
+            .as_deref()
+            .unwrap_or("no release level")
+    );
+    if report.written {
+        line!(
+            out,
+            "wrote {} ({} bytes)",
+            report.bundle.display(),
+            group(report.bytes)
+        );
+    } else {
+        line!(
+            out,
+            "unchanged: {}, the newest backup of {}, holds this state.tgz; nothing written",
+            report.bundle.display(),
+            report.name
+        );
+    }
+    line!(out, "state.tgz sha256 {}", report.state_sha256);
+    line!(out, "{} backups of {} kept", report.kept.len(), report.name);
+    for deleted in &report.deleted {
+        line!(out, "deleted {deleted}");
+    }
+    out
+}
+
+/// `update`'s plan: which bank is rebuilt from what, and the bank.
+pub fn update_plan(plan: &UpdatePlan) -> String {
+    let mut out = String::new();
+    let build = |b: &Option<String>| b.clone().unwrap_or_else(|| "unknown build".into());
+    line!(
+        out,
+        "Update of {}: bank {} is rebuilt from {} (build {}, updated={}); bank {} (build {}) is not touched and stays the fallback",
+        plan.stick,
+        plan.bank.entry,
+        plan.source,
+        build(&plan.build),
+        plan.updated,
+        plan.active,
+        build(&plan.active_build)
+    );
+    plan_bank(&mut out, &plan.bank, "rebuilt");
+    out
+}
+
+/// `update`'s closing lines: what was written, then how it verified.
+pub fn update(report: &UpdateReport, verified: &VerifyReport) -> String {
+    let mut out = String::new();
+    let seconds: f64 = report.phases.iter().map(|p| p.seconds).sum();
+    let plan = &report.plan;
+    line!(
+        out,
+        "\nwrote {} bytes ({}) to bank {} of {} in {seconds:.1} s; ESXi boots it next (updated={}), bank {} is the fallback",
+        group(report.bytes_written),
+        human(report.bytes_written),
+        plan.bank.entry,
+        plan.stick,
+        plan.updated,
+        plan.active
+    );
+    out.push_str(&verify(verified));
+    out
 }

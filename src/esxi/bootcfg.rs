@@ -137,6 +137,78 @@ impl BootCfg {
     }
 }
 
+/// boot.cfg `text` with `name` added to its modules — before `before`
+/// when that module is listed, else at the end — written as the other
+/// entries are (with a leading `/` when they have one); `None` when
+/// `name` is listed already. Only the (last, effective) `modules=` line
+/// changes; a boot.cfg without one gets one.
+pub fn add_module(text: &str, name: &str, before: Option<&str>) -> Option<String> {
+    let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
+    let is = |entry: &str, want: &str| file_name(entry).is_ok_and(|n| n.eq_ignore_ascii_case(want));
+    let Some(i) = lines.iter().rposition(|l| key_of(l) == Some("modules")) else {
+        terminate_last(&mut lines);
+        lines.push(format!("modules={name}\n"));
+        return Some(lines.concat());
+    };
+    let line = lines.get(i)?.clone();
+    let (head, value) = line.split_once('=')?;
+    let mut entries: Vec<&str> = value
+        .split("---")
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .collect();
+    if entries.iter().any(|e| is(e, name)) {
+        return None;
+    }
+    let entry = match entries.first() {
+        Some(first) if first.starts_with('/') => format!("/{name}"),
+        _ => name.to_string(),
+    };
+    let at = before
+        .and_then(|b| entries.iter().position(|e| is(e, b)))
+        .unwrap_or(entries.len());
+    entries.insert(at, &entry);
+    let eol = if line.ends_with('\n') { "\n" } else { "" };
+    *lines.get_mut(i)? = format!("{head}={}{eol}", entries.join(" --- "));
+    Some(lines.concat())
+}
+
+/// boot.cfg `text` with `updated=` set to `updated` (in place, or
+/// appended) and `bootstate=` to `bootstate` on the first line, inside
+/// the sector safeboot rewrites in place; every other line as it was.
+pub fn set_counters(text: &str, updated: u64, bootstate: u32) -> String {
+    let mut lines = vec![format!("bootstate={bootstate}\n")];
+    let mut has_updated = false;
+    for line in text.split_inclusive('\n') {
+        match key_of(line) {
+            Some("bootstate") => {}
+            Some("updated") => {
+                has_updated = true;
+                let eol = if line.ends_with('\n') { "\n" } else { "" };
+                lines.push(format!("updated={updated}{eol}"));
+            }
+            _ => lines.push(line.to_string()),
+        }
+    }
+    if !has_updated {
+        terminate_last(&mut lines);
+        lines.push(format!("updated={updated}\n"));
+    }
+    lines.concat()
+}
+
+/// The key of a `key=value` line, trimmed.
+fn key_of(line: &str) -> Option<&str> {
+    line.split_once('=').map(|(key, _)| key.trim())
+}
+
+/// Ends the last line with a newline, if it lacks one.
+fn terminate_last(lines: &mut [String]) {
+    if let Some(last) = lines.last_mut().filter(|l| !l.ends_with('\n')) {
+        last.push('\n');
+    }
+}
+
 /// The file name an entry refers to: its first word, with the one leading
 /// `/` that ESXi 5+ writes removed. Anything else with a path separator,
 /// `..`, or a control character is refused.
@@ -206,6 +278,49 @@ mod tests {
         assert_eq!(
             BootCfg::parse(b"kernel=a\ngarbage\n"),
             Err(ParseError::BadLine { line: 2 })
+        );
+    }
+
+    #[test]
+    fn modules_are_added_once_where_esxi_customizer_adds_them() {
+        let cfg = "bootstate=0\nkernel=vmkboot.gz\nmodules=vmk.gz --- sys.vgz --- license.tgz --- state.tgz\nupdated=1\n";
+        let added = add_module(cfg, "oem.tgz", Some("license.tgz")).unwrap();
+        assert_eq!(
+            added,
+            "bootstate=0\nkernel=vmkboot.gz\nmodules=vmk.gz --- sys.vgz --- oem.tgz --- license.tgz --- state.tgz\nupdated=1\n"
+        );
+        assert_eq!(add_module(&added, "OEM.TGZ", Some("license.tgz")), None);
+        let parsed = BootCfg::parse(added.as_bytes()).unwrap();
+        assert_eq!(parsed.modules[2], "oem.tgz");
+        // No license.tgz: at the end, with the entries' leading slash.
+        assert_eq!(
+            add_module(
+                "kernel=/b.b00\nmodules=/k.b00 --- /s.v00",
+                "state.tgz",
+                Some("license.tgz")
+            )
+            .unwrap(),
+            "kernel=/b.b00\nmodules=/k.b00 --- /s.v00 --- /state.tgz"
+        );
+        assert_eq!(
+            add_module("kernel=k", "state.tgz", None).unwrap(),
+            "kernel=k\nmodules=state.tgz\n"
+        );
+    }
+
+    #[test]
+    fn counters_are_set_with_bootstate_first() {
+        let cfg = "kernel=k\nmodules=m\nbuild=4.0.0-1\nupdated=1\nbootstate=3\n";
+        let set = set_counters(cfg, 4, 0);
+        assert_eq!(
+            set,
+            "bootstate=0\nkernel=k\nmodules=m\nbuild=4.0.0-1\nupdated=4\n"
+        );
+        let parsed = BootCfg::parse(set.as_bytes()).unwrap();
+        assert_eq!((parsed.updated, parsed.bootstate), (Some(4), Some(0)));
+        assert_eq!(
+            set_counters("kernel=k", 2, 0),
+            "bootstate=0\nkernel=k\nupdated=2\n"
         );
     }
 

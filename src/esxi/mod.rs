@@ -1,11 +1,13 @@
 //! Stage 2, the inventory: what an ESXi image holds — its boot partition,
 //! its bootbanks and their [`bootcfg`], which bank is active and why — and
-//! [`extract`], which copies those parts out.
+//! [`extract`], which copies those parts out; the host's [`config`]uration
+//! in its bank (state.tgz, configuration bundles, `backup`, oem.tgz).
 //!
 //! ESXi's own rules (which bank boots, what a bank needs) live here.
 
 pub mod banks;
 pub mod bootcfg;
+pub mod config;
 pub mod extract;
 pub mod inventory;
 

@@ -12,7 +12,7 @@ use crate::ondisk::bpb::BootSector;
 use crate::ondisk::vmfat::FatUuid;
 use crate::plan::fat16::best_fat16;
 use crate::plan::geometry::align_up;
-use crate::plan::layout::Layout;
+use crate::plan::layout::{Geometry, Layout};
 use crate::plan::placement::Placement;
 use crate::plan::{Payload, PayloadFile, Shortfall, FIRST_BANK};
 
@@ -55,6 +55,8 @@ pub enum UuidOrigin {
     SourceBank(u32),
     /// Made new for this stick (random, USB style: 0xe…).
     Fresh,
+    /// Kept from the bank of the stick that is rebuilt in place.
+    Kept,
 }
 
 impl std::fmt::Display for UuidOrigin {
@@ -62,6 +64,7 @@ impl std::fmt::Display for UuidOrigin {
         match self {
             UuidOrigin::SourceBank(n) => write!(f, "source bank {n}"),
             UuidOrigin::Fresh => f.write_str("fresh"),
+            UuidOrigin::Kept => f.write_str("kept"),
         }
     }
 }
@@ -137,7 +140,7 @@ fn bank(
     let entry = FIRST_BANK + i as u32;
     let filled = i == 0;
     let fill = filled.then_some((payload, headroom));
-    let fat: BootSector = best_fat16(sectors, layout, start, fill)
+    let fat: BootSector = best_fat16(sectors, layout.geometry, start, fill)
         .ok_or(Error::DoesNotFit(Shortfall::Bank { entry, sectors }))?;
     let cluster_bytes = fat.cluster_bytes();
     let generated = (!filled).then(BootCfg::empty_bank);
@@ -168,6 +171,53 @@ fn bank(
         used_bytes: used,
         free_bytes: capacity.saturating_sub(used),
         headroom_bytes: if filled { headroom } else { 0 },
+    })
+}
+
+/// A bank of an existing stick to rebuild in place (`update`): where it
+/// lies, and what of it is kept.
+#[derive(Debug, Clone)]
+pub struct InPlace {
+    /// Its table entry (5 or 6).
+    pub entry: u32,
+    /// Its first sector.
+    pub start: u64,
+    /// Its length in sectors.
+    pub sectors: u64,
+    /// The stick's geometry, for the boot sector.
+    pub geometry: Geometry,
+    /// The volume label it keeps.
+    pub label: String,
+    /// The volume ID it keeps.
+    pub volume_id: u32,
+    /// The VMware FAT UUID it keeps.
+    pub uuid: FatUuid,
+}
+
+/// The bank `at` rebuilt in place with `payload`'s files, keeping its
+/// label, volume ID and VMware FAT UUID, formatted with the cluster size
+/// that leaves it the most free space; `None` when the files and the
+/// headroom ESXi needs (three times state.tgz plus 1 MiB) do not fit.
+pub fn rebuilt(payload: &Payload, at: &InPlace) -> Option<BankPlan> {
+    let headroom = payload.config_headroom();
+    let fat = best_fat16(at.sectors, at.geometry, at.start, Some((payload, headroom)))?;
+    let cluster_bytes = fat.cluster_bytes();
+    let used = payload.clusters_needed(cluster_bytes, 0) * cluster_bytes;
+    let capacity = u64::from(fat.clusters()) * cluster_bytes;
+    Some(BankPlan {
+        entry: at.entry,
+        label: at.label.clone(),
+        volume_id: format!("{:08X}", at.volume_id),
+        uuid: at.uuid,
+        uuid_from: UuidOrigin::Kept,
+        clusters: fat.clusters(),
+        cluster_bytes,
+        fat,
+        files: payload.files.clone(),
+        generated_boot_cfg: None,
+        used_bytes: used,
+        free_bytes: capacity.saturating_sub(used),
+        headroom_bytes: headroom,
     })
 }
 

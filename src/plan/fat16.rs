@@ -6,7 +6,7 @@
 use crate::error::{Error, Result};
 use crate::image::source::SECTOR;
 use crate::ondisk::bpb::{BootSector, ROOT_ENTRIES};
-use crate::plan::layout::{Layout, LayoutProblem};
+use crate::plan::layout::{Geometry, Layout, LayoutProblem};
 use crate::plan::{Payload, Shortfall};
 
 /// Reserved sectors of a new bank: the boot sector and VMware's FAT UUID
@@ -72,16 +72,16 @@ pub(super) fn min_bank_sectors(payload: &Payload, layout: &Layout) -> Result<u64
         })
 }
 
-/// The cluster size leaving the most free space for `sectors`, as a
-/// formatted boot sector; `None` if no FAT16 volume of that size works.
+/// The cluster size leaving the most free space for `sectors` (with
+/// geometry `g`), as a formatted boot sector; `None` if no FAT16 volume
+/// of that size works.
 pub(super) fn best_fat16(
     sectors: u64,
-    layout: &Layout,
+    g: Geometry,
     hidden: u64,
     payload: Option<(&Payload, u64)>,
 ) -> Option<BootSector> {
     let total = u32::try_from(sectors).ok()?;
-    let g = layout.geometry;
     CLUSTER_SECTORS
         .iter()
         .filter_map(|&spc| {
@@ -131,10 +131,10 @@ mod tests {
         let payload = esxi4(&[50_000_000]);
         let min = min_bank_sectors(&payload, &layout).unwrap();
         let headroom = payload.headroom(&layout);
-        let fits = |n: u64| best_fat16(n, &layout, 0, Some((&payload, headroom))).is_some();
+        let fits = |n: u64| best_fat16(n, layout.geometry, 0, Some((&payload, headroom))).is_some();
         assert!(fits(min));
         assert!(!fits(min - 1), "{min} is not the smallest");
-        let bs = best_fat16(min, &layout, 8224, Some((&payload, headroom))).unwrap();
+        let bs = best_fat16(min, layout.geometry, 8224, Some((&payload, headroom))).unwrap();
         let data: u64 = payload.files.iter().map(|f| f.bytes).sum();
         assert!(u64::from(bs.clusters()) * bs.cluster_bytes() >= data + headroom);
         assert_eq!(bs.hidden_sectors, 8224);

@@ -33,7 +33,7 @@ use crate::ondisk::table::Scheme;
 use crate::size;
 use layout::{Layout, LayoutProblem, TargetScheme};
 
-pub use bank::{BankPlan, UuidOrigin};
+pub use bank::{rebuilt, BankPlan, InPlace, UuidOrigin};
 pub use boot::{BootCopy, BpbPatch};
 pub use fat16::max_fat16_sectors;
 pub use geometry::chs;
@@ -213,15 +213,18 @@ mod tests {
             .map(|(i, &bytes)| PayloadFile {
                 name: format!("mod{i}.gz"),
                 bytes,
+                replaced: None,
             })
             .collect();
         named.push(PayloadFile {
             name: "state.tgz".into(),
             bytes: 20_000,
+            replaced: None,
         });
         named.push(PayloadFile {
             name: "boot.cfg".into(),
             bytes: 160,
+            replaced: None,
         });
         Payload {
             scheme: Scheme::Mbr,

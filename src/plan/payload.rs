@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, FatProblem, Result};
+use crate::esxi::config::Replacement;
 use crate::esxi::inventory::Inventory;
 use crate::ondisk::bpb::BootSector;
 use crate::ondisk::table::Scheme;
@@ -50,6 +51,11 @@ pub struct PayloadFile {
     pub name: String,
     /// Size in bytes.
     pub bytes: u64,
+    /// The content, when it does not come from the source bank: a file
+    /// the user gave (`--state`, `--oem`), a stick's own state.tgz, or an
+    /// edited boot.cfg.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<Replacement>,
 }
 
 impl Payload {
@@ -87,9 +93,36 @@ impl Payload {
                 .map(|f| PayloadFile {
                     name: f.path.clone(),
                     bytes: f.bytes,
+                    replaced: None,
                 })
                 .collect(),
         })
+    }
+
+    /// The payload with each `(name, replacement)` replacing the bank file
+    /// of that name (matched as FAT does, ignoring case), or added after
+    /// the bank's files: its size counts in the bank's space and, for
+    /// state.tgz, in the headroom.
+    pub fn with_replacements(mut self, replacements: Vec<(String, Replacement)>) -> Payload {
+        for (name, replacement) in replacements {
+            let bytes = replacement.bytes.len() as u64;
+            match self
+                .files
+                .iter_mut()
+                .find(|f| f.name.eq_ignore_ascii_case(&name))
+            {
+                Some(file) => {
+                    file.bytes = bytes;
+                    file.replaced = Some(replacement);
+                }
+                None => self.files.push(PayloadFile {
+                    name,
+                    bytes,
+                    replaced: Some(replacement),
+                }),
+            }
+        }
+        self
     }
 
     /// Forgets the source's UUIDs, so that every bank of the stick gets a
@@ -105,12 +138,17 @@ impl Payload {
     /// over state.tgz, so three times state.tgz's size plus 1 MiB, or the
     /// layout's minimum if larger.
     pub fn headroom(&self, layout: &Layout) -> u64 {
+        self.config_headroom().max(layout.banks.min_headroom)
+    }
+
+    /// Three times state.tgz's size plus 1 MiB (see [`Payload::headroom`]).
+    pub fn config_headroom(&self) -> u64 {
         let state = self
             .files
             .iter()
             .find(|f| f.name.eq_ignore_ascii_case("state.tgz"))
             .map_or(0, |f| f.bytes);
-        (3 * state + (1 << 20)).max(layout.banks.min_headroom)
+        3 * state + (1 << 20)
     }
 
     /// Clusters of `cluster_bytes` the files plus headroom occupy.
@@ -149,6 +187,7 @@ mod tests {
             .map(|(name, bytes)| crate::plan::PayloadFile {
                 name: name.to_string(),
                 bytes,
+                replaced: None,
             })
             .collect();
         assert_eq!(payload.clusters_needed(4096, 0), 4);

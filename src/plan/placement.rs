@@ -51,7 +51,7 @@ pub(super) fn attempt(
             // sector), so each bank is checked as it will be formatted.
             let formats = |(i, &(start, n)): (usize, &(u64, u64))| {
                 let fill = (i == 0).then(|| (payload, payload.headroom(layout)));
-                n >= min_bank && best_fat16(n, layout, start, fill).is_some()
+                n >= min_bank && best_fat16(n, layout.geometry, start, fill).is_some()
             };
             if placed.banks.iter().enumerate().all(formats) {
                 return Some((placed, trim));

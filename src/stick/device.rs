@@ -83,19 +83,45 @@ impl Target {
     /// system, or a file on the source disk.
     pub fn open(path: &Path, plan: &Plan, source: &Source, force: bool) -> Result<Target> {
         let plan_bytes = plan.target_sectors * SECTOR;
+        Target::open_checked(path, plan_bytes, plan.write_bytes, Some(source), force)
+    }
+
+    /// Opens the stick at `path`, read as `stick`, to be updated in place:
+    /// the checks of [`Target::open`]; it must not be `source` when the
+    /// new bank comes from another source (it is its own source when
+    /// `update` takes the stick's own active bank, which it does not
+    /// write).
+    pub fn open_in_place(
+        path: &Path,
+        stick: &Source,
+        source: Option<&Source>,
+        force: bool,
+    ) -> Result<Target> {
+        Target::open_checked(path, stick.len(), 0, source, force)
+    }
+
+    /// [`Target::open`] for a plan of `plan_bytes` that writes
+    /// `write_bytes`; without a `source`, the target may be the source.
+    fn open_checked(
+        path: &Path,
+        plan_bytes: u64,
+        write_bytes: u64,
+        source: Option<&Source>,
+        force: bool,
+    ) -> Result<Target> {
         let meta = match fs::metadata(path) {
             Ok(meta) => meta,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Target::create(path, plan_bytes, plan.write_bytes)
+                return Target::create(path, plan_bytes, write_bytes)
             }
             Err(e) => return Err(open_error(path)(e)),
         };
-        if let Some(refusal) = source_refusal(&meta, source) {
+        if let Some(refusal) = source.and_then(|s| source_refusal(&meta, s)) {
             return Err(refuse(path, refusal));
         }
         let ft = meta.file_type();
         if ft.is_file() {
-            Target::open_file(path, &meta, plan_bytes, plan.write_bytes)
+            Target::open_file(path, &meta, plan_bytes, write_bytes)
         } else if ft.is_block_device() {
             Target::open_device(path, &meta, plan_bytes, force)
         } else {

@@ -8,6 +8,9 @@
 //!   signal at the N-th write (which then goes ahead), as a user pressing
 //!   Ctrl-C at that moment would;
 //! * `sync:N:eio` — the N-th fsync fails;
+//! * `write:N:kill`, `sync:N:kill` — the process kills itself with
+//!   SIGKILL right before the N-th write or fsync (a crash at a moment
+//!   the test chooses exactly);
 //! * `count` — nothing fails; the numbers of writes and syncs are printed
 //!   to stderr when the process ends (for tests that sweep N).
 //!
@@ -43,6 +46,12 @@ mod active {
         .as_ref()
     }
 
+    /// Ends the process at once, as a crash does: nothing after this
+    /// point runs, nothing is flushed.
+    fn kill() {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
+
     fn error(how: &str) -> io::Error {
         match how {
             "enospc" => io::Error::from_raw_os_error(nix::libc::ENOSPC),
@@ -63,6 +72,10 @@ mod active {
                     nix::sys::signal::raise(signal).map_err(io::Error::from)?;
                     Ok(len)
                 }
+                "kill" => {
+                    kill();
+                    Ok(len)
+                }
                 how => Err(error(how)),
             },
             _ => Ok(len),
@@ -72,6 +85,10 @@ mod active {
     pub fn sync() -> io::Result<()> {
         let n = SYNCS.fetch_add(1, Ordering::SeqCst) + 1;
         match plan() {
+            Some(p) if p.kind == "sync" && p.n == n && p.how == "kill" => {
+                kill();
+                Ok(())
+            }
             Some(p) if p.kind == "sync" && p.n == n => Err(error(&p.how)),
             _ => Ok(()),
         }

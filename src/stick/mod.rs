@@ -3,6 +3,7 @@
 //! table last; [`verify`], which reads the stick back and proves it;
 //! [`burn`], the two together as the `write` command does them;
 //! [`contents`], what a target holds before it is overwritten.
+//! [`update`], a stick's inactive bank rebuilt in place, crash-safely.
 //! [`cache`] and [`fault`] serve the writer (metadata caching, the
 //! fault-injection seam the crash tests use).
 //!
@@ -13,5 +14,6 @@ pub mod cache;
 pub mod contents;
 pub mod device;
 pub mod fault;
+pub mod update;
 pub mod verify;
 pub mod write;

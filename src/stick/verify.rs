@@ -323,12 +323,37 @@ fn check_bank(
     known: &BTreeMap<String, String>,
     report: &mut VerifyReport,
 ) -> Result<()> {
-    let name = format!("bank {}", bank.entry);
     let Some(planned) = plan.partitions.iter().find(|p| p.entry == bank.entry) else {
-        report.add(&name, false, "not in the plan's table");
+        report.add(
+            format!("bank {}", bank.entry),
+            false,
+            "not in the plan's table",
+        );
         return Ok(());
     };
-    let part = planned.partition();
+    check_bank_at(
+        stick,
+        source_volume,
+        &planned.partition(),
+        bank,
+        known,
+        report,
+    )
+}
+
+/// Checks the bank `bank` planned, found on the stick at `part`: boot
+/// sector, UUID, FAT, label, every planned file's SHA-256 (`known`, the
+/// replacement's, or the source's) and no file more.
+fn check_bank_at(
+    stick: &Source,
+    source_volume: Option<&Volume>,
+    part: &Partition,
+    bank: &BankPlan,
+    known: &BTreeMap<String, String>,
+    report: &mut VerifyReport,
+) -> Result<()> {
+    let name = format!("bank {}", bank.entry);
+    let part = part.clone();
     check_bank_boot_sector(stick, part.start, bank, &name, report);
     check_bank_uuid(stick, part.start, bank, &name, report);
     fsck_item(
@@ -362,7 +387,11 @@ fn check_bank(
         bank_files.check_generated_boot_cfg(text, report);
     }
     for f in &bank.files {
-        bank_files.check_file(f, || source_hash(f, known, source_volume), report)?;
+        let want = || match &f.replaced {
+            Some(r) => Ok(Some(r.sha256.clone())),
+            None => source_hash(f, known, source_volume),
+        };
+        bank_files.check_file(f, want, report)?;
     }
     bank_files.check_no_others(bank, report);
     Ok(())
@@ -564,6 +593,43 @@ fn fsck_item(
         Err(e) => report.add(item, false, e.to_string()),
     }
     Ok(())
+}
+
+/// Verifies a stick after `update` rebuilt its bank `bank` at `part`
+/// from the active bank of `source` (`inv`): the stick's self-check
+/// ([`self_check`]), that ESXi's boot loader now chooses the new bank,
+/// and the new bank as planned — boot sector, the UUID it kept, label,
+/// FAT, every file's SHA-256 (`known`, as copied) and no file more.
+pub fn updated(
+    stick: &Source,
+    source: &Source,
+    inv: &Inventory,
+    bank: &BankPlan,
+    part: &Partition,
+    known: &BTreeMap<String, String>,
+) -> Result<VerifyReport> {
+    let mut report = self_check(stick)?;
+    report.mode = "update";
+    let chosen = inventory::read(stick, None).map(|i| i.active_bank.partition);
+    match chosen {
+        Ok(n) if n == bank.entry => report.add(
+            "updated bank",
+            true,
+            format!("bank {n}, as ESXi's boot loader chooses it now"),
+        ),
+        Ok(n) => report.add(
+            "updated bank",
+            false,
+            format!(
+                "ESXi's boot loader would choose bank {n}, not the new bank {}",
+                bank.entry
+            ),
+        ),
+        Err(e) => report.add("updated bank", false, e.to_string()),
+    }
+    let source_volume = Volume::open(source, &inv.active_partition()?.partition)?;
+    check_bank_at(stick, Some(&source_volume), part, bank, known, &mut report)?;
+    Ok(report)
 }
 
 /// Checks a stick on its own: a sane table, a boot partition with a boot

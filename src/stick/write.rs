@@ -81,13 +81,7 @@ pub fn write(
 ) -> Result<WriteReport> {
     target.prepare(plan.target_sectors * SECTOR)?;
     let written = Cell::new(0);
-    let disk = Disk {
-        file: target.file(),
-        path: target.path(),
-        len: target.bytes(),
-        written: &written,
-        observer,
-    };
+    let disk = Disk::new(target, &written, observer);
     let job = Job {
         source,
         inv,
@@ -314,20 +308,75 @@ fn write_bank(
     sha256: Option<&mut BTreeMap<String, String>>,
 ) -> Result<()> {
     let part = plan.entry(bank.entry)?;
-    let (start, end) = (part.start * SECTOR, (part.start + part.sectors) * SECTOR);
-    // fatfs reads and writes FAT entries a few bytes at a time: they go
-    // to a cache of the metadata region, written back once at the end.
-    let view = StreamSlice::new(disk.view(), start, end).map_err(|e| disk.err(e))?;
-    let meta = bank.fat.first_data_sector() * SECTOR;
-    let mut cache = MetaCache::new(view, meta, false).map_err(|e| disk.err(e))?;
-    format_bank(&mut cache, bank, disk)?;
+    let fill = Fill {
+        source,
+        inv,
+        bank,
+        disk,
+        done,
+    };
+    with_bank(
+        disk,
+        (part.start, part.sectors),
+        Session::Format(bank),
+        |root| fill.fill(root, sha256, &|_| true),
+    )
+}
+
+/// The metadata region of a bank's volume cached in memory for fatfs,
+/// the rest passed through to the target.
+pub(super) type BankIo<'d> = MetaCache<StreamSlice<DiskView<'d>>>;
+
+/// How [`with_bank`] opens a bank's volume.
+pub(super) enum Session<'b> {
+    /// Formatted as planned first; its metadata written back at the end.
+    Format(&'b BankPlan),
+    /// As it is, with `meta_sectors` of metadata (boot sector to the
+    /// first data sector); written back at the end when `commit`, else
+    /// only file data reaches the target.
+    Load {
+        /// Sectors from the boot sector to the first data sector.
+        meta_sectors: u64,
+        /// Whether the metadata is written back.
+        commit: bool,
+    },
+}
+
+/// Runs `f` on the root directory of the bank at `(start, sectors)` of
+/// `disk`, opened with fatfs as `session` says. fatfs reads and writes
+/// FAT entries a few bytes at a time: they go to a cache of the metadata
+/// region, written back in one piece once the volume is unmounted.
+pub(super) fn with_bank<'d, R>(
+    disk: &Disk<'d>,
+    (start, sectors): (u64, u64),
+    session: Session<'_>,
+    f: impl FnOnce(&fatfs::Dir<'_, &mut BankIo<'d>>) -> Result<R>,
+) -> Result<R> {
+    let end = (start + sectors) * SECTOR;
+    let view = StreamSlice::new(disk.view(), start * SECTOR, end).map_err(|e| disk.err(e))?;
+    let (meta, format, commit) = match &session {
+        Session::Format(bank) => (bank.fat.first_data_sector(), Some(*bank), true),
+        Session::Load {
+            meta_sectors,
+            commit,
+        } => (*meta_sectors, None, *commit),
+    };
+    let mut cache =
+        MetaCache::new(view, meta * SECTOR, format.is_none()).map_err(|e| disk.err(e))?;
+    if let Some(bank) = format {
+        format_bank(&mut cache, bank, disk)?;
+    }
     // FileSystem::new reads the boot sector where the device stands.
     cache.seek(SeekFrom::Start(0)).map_err(|e| disk.err(e))?;
     let fs =
         fatfs::FileSystem::new(&mut cache, fatfs::FsOptions::new()).map_err(|e| disk.err(e))?;
-    fill_bank(&fs.root_dir(), source, inv, bank, disk, done, sha256)?;
+    let result = f(&fs.root_dir())?;
+    if !commit {
+        return Ok(result);
+    }
     fs.unmount().map_err(|e| disk.err(e))?;
-    cache.write_back().map_err(|e| disk.err(e))
+    cache.write_back().map_err(|e| disk.err(e))?;
+    Ok(result)
 }
 
 /// Formats the bank's volume as planned — boot sector, VMware FAT UUID
@@ -354,36 +403,75 @@ fn format_bank<T: Read + Write + Seek>(volume: &mut T, bank: &BankPlan, disk: &D
     }
 }
 
-/// Writes the bank's files below `root`: the generated boot.cfg, if the
-/// plan has one, and every file of the source's active bank.
-fn fill_bank<T: fatfs::ReadWriteSeek>(
-    root: &fatfs::Dir<'_, T>,
-    source: &Source,
-    inv: &Inventory,
-    bank: &BankPlan,
-    disk: &Disk,
-    done: &dyn Fn(u64),
-    mut sha256: Option<&mut BTreeMap<String, String>>,
-) -> Result<()> {
-    if let Some(text) = &bank.generated_boot_cfg {
-        let mut file = root.create_file("boot.cfg").map_err(|e| disk.err(e))?;
-        file.write_all(text.as_bytes()).map_err(|e| disk.err(e))?;
-    }
-    if bank.files.is_empty() {
-        return Ok(());
-    }
-    let volume = Volume::open(source, &inv.active_partition()?.partition)?;
-    for f in &bank.files {
-        copy_file(root, &volume, f, disk, done, sha256.as_deref_mut())?;
-    }
-    Ok(())
+/// What fills a bank: its plan, where its files come from, and who
+/// hears of the bytes copied.
+pub(super) struct Fill<'a> {
+    /// The source whose active bank the files come from.
+    pub source: &'a Source,
+    /// Its inventory.
+    pub inv: &'a Inventory,
+    /// The bank planned.
+    pub bank: &'a BankPlan,
+    /// The target.
+    pub disk: &'a Disk<'a>,
+    /// Told of every byte of file data copied.
+    pub done: &'a dyn Fn(u64),
 }
 
-/// Copies the planned file `f` from the source's `volume` to the same
-/// path below `root`, adding its SHA-256 to `sha256` when given.
+impl Fill<'_> {
+    /// Writes the bank's files that `which` selects (by name) below
+    /// `root`: the generated boot.cfg, if the plan has one, then every
+    /// planned file — a replaced one from its content, the others from
+    /// the source's active bank — adding each SHA-256 to `sha256` when
+    /// given.
+    pub(super) fn fill<T: fatfs::ReadWriteSeek>(
+        &self,
+        root: &fatfs::Dir<'_, T>,
+        mut sha256: Option<&mut BTreeMap<String, String>>,
+        which: &dyn Fn(&str) -> bool,
+    ) -> Result<()> {
+        let disk = self.disk;
+        if let Some(text) = self
+            .bank
+            .generated_boot_cfg
+            .as_ref()
+            .filter(|_| which("boot.cfg"))
+        {
+            let mut file = root.create_file("boot.cfg").map_err(|e| disk.err(e))?;
+            file.write_all(text.as_bytes()).map_err(|e| disk.err(e))?;
+        }
+        // The source's bank is opened once, when a file comes from it.
+        let mut volume = None;
+        for f in self.bank.files.iter().filter(|f| which(&f.name)) {
+            let from = match &f.replaced {
+                Some(r) => Content::Bytes(&r.bytes),
+                None => match volume {
+                    Some(ref v) => Content::Bank(v),
+                    None => Content::Bank(volume.insert(Volume::open(
+                        self.source,
+                        &self.inv.active_partition()?.partition,
+                    )?)),
+                },
+            };
+            copy_file(root, from, f, disk, self.done, sha256.as_deref_mut())?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a file's bytes come from.
+enum Content<'a, 'v> {
+    /// The source's bank.
+    Bank(&'a Volume<'v>),
+    /// Held in memory (a replaced file).
+    Bytes(&'a [u8]),
+}
+
+/// Copies the planned file `f` from `from` to the same path below
+/// `root`, adding its SHA-256 to `sha256` when given.
 fn copy_file<T: fatfs::ReadWriteSeek>(
     root: &fatfs::Dir<'_, T>,
-    volume: &Volume,
+    from: Content,
     f: &PayloadFile,
     disk: &Disk,
     done: &dyn Fn(u64),
@@ -409,11 +497,15 @@ fn copy_file<T: fatfs::ReadWriteSeek>(
         path: f.name.clone(),
         bytes: f.bytes,
     };
-    let copy = |into: &mut dyn Write| {
-        volume.copy_file(&entry, into).map_err(|e| match e {
-            Error::Write { source, .. } => disk.err(source),
-            other => other,
-        })
+    let copy = |into: &mut dyn Write| match from {
+        Content::Bank(volume) => volume
+            .copy_file(&entry, into)
+            .map(drop)
+            .map_err(|e| match e {
+                Error::Write { source, .. } => disk.err(source),
+                other => other,
+            }),
+        Content::Bytes(bytes) => into.write_all(bytes).map_err(|e| disk.err(e)),
     };
     match sha256 {
         Some(map) => {
@@ -462,7 +554,7 @@ fn write_tables(plan: &Plan, inv: &Inventory, disk: &Disk) -> io::Result<()> {
 /// The target: positional writes counted, and views for fatfs; a write
 /// asked to stop ([`Observer::cancelled`]) fails with [`Interruption`].
 #[derive(Clone, Copy)]
-struct Disk<'a> {
+pub(super) struct Disk<'a> {
     file: &'a File,
     path: &'a Path,
     len: u64,
@@ -481,6 +573,22 @@ fn is_interruption(e: &io::Error) -> bool {
 }
 
 impl<'a> Disk<'a> {
+    /// The opened `target`, its writes counted in `written`; `observer`
+    /// may ask to stop before any write.
+    pub(super) fn new(
+        target: &'a Target,
+        written: &'a Cell<u64>,
+        observer: &'a dyn Observer,
+    ) -> Disk<'a> {
+        Disk {
+            file: target.file(),
+            path: target.path(),
+            len: target.bytes(),
+            written,
+            observer,
+        }
+    }
+
     /// A view of the whole target for fatfs, which reads and writes.
     fn view(&self) -> DiskView<'a> {
         DiskView {
@@ -490,7 +598,7 @@ impl<'a> Disk<'a> {
     }
 
     /// Writes all of `buf` at `offset`.
-    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+    pub(super) fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         let mut done = 0;
         while let Some(rest) = buf.get(done..).filter(|rest| !rest.is_empty()) {
             let n = self.write_once(rest, offset + done as u64)?;
@@ -515,12 +623,13 @@ impl<'a> Disk<'a> {
     }
 
     /// fsync, through the fault-injection seam.
-    fn sync(&self) -> io::Result<()> {
+    pub(super) fn sync(&self) -> io::Result<()> {
         fault::sync()?;
         self.file.sync_all()
     }
 
-    fn err(&self, source: io::Error) -> Error {
+    /// An [`Error::Write`] on the target.
+    pub(super) fn err(&self, source: io::Error) -> Error {
         Error::Write {
             path: self.path.to_path_buf(),
             source,
@@ -542,7 +651,7 @@ impl<'a> Disk<'a> {
 
 /// A view of the target with its own cursor, for fatfs: it reads as a
 /// source's [`FileView`] does and writes through [`Disk::write_once`].
-struct DiskView<'a> {
+pub(super) struct DiskView<'a> {
     disk: Disk<'a>,
     view: FileView<'a>,
 }

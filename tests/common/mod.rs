@@ -263,17 +263,149 @@ pub fn vmware_uuid(image: &Path, lba: u64) -> Option<String> {
 
 /// Start sector of partition `number` of `image`, as sfdisk reads it.
 pub fn sfdisk_start(image: &Path, number: u64) -> u64 {
+    sfdisk_extent(image, number).0
+}
+
+/// (start, sectors) of partition `number` of `image`, as sfdisk reads it.
+pub fn sfdisk_extent(image: &Path, number: u64) -> (u64, u64) {
     let name = image.to_str().expect("utf-8 path");
     let sf: serde_json::Value =
         serde_json::from_slice(&oracle("sfdisk", &["--json", name]).stdout).expect("sfdisk --json");
     let node = format!("{name}{number}");
-    sf["partitiontable"]["partitions"]
+    let p = sf["partitiontable"]["partitions"]
         .as_array()
         .expect("partitions")
         .iter()
         .find(|p| p["node"] == node.as_str())
-        .and_then(|p| p["start"].as_u64())
         .unwrap_or_else(|| panic!("sfdisk: {node} missing"))
+        .clone();
+    let field = |key: &str| {
+        p[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{node}: no {key}"))
+    };
+    (field("start"), field("size"))
+}
+
+/// The SHA-256 of partition `number` of `image`, every byte as dd reads
+/// it.
+pub fn partition_digest(image: &Path, number: u64) -> String {
+    extent_digest(image, sfdisk_extent(image, number))
+}
+
+/// The SHA-256 of `sectors` sectors of `image` (a file or a device) from
+/// `start`, as dd reads them.
+pub fn extent_digest(image: &Path, (start, sectors): (u64, u64)) -> String {
+    let out = oracle(
+        "dd",
+        &[
+            &format!("if={}", image.display()),
+            "bs=512",
+            &format!("skip={start}"),
+            &format!("count={sectors}"),
+            "status=none",
+        ],
+    );
+    format!("{:x}", Sha256::digest(&out.stdout))
+}
+
+/// The file `name` in the FAT volume of partition `number` of `image`,
+/// as mcopy reads it.
+pub fn mcopy_file(image: &Path, number: u64, name: &str) -> Vec<u8> {
+    let at = mtools_image(image, sfdisk_start(image, number));
+    oracle("mcopy", &["-n", "-i", &at, &format!("::/{name}"), "-"]).stdout
+}
+
+/// The files of the FAT volume of partition `number` of `image`, as
+/// `mdir -b` lists them (paths without the leading `::/`), sorted.
+pub fn mdir_files(image: &Path, number: u64) -> Vec<String> {
+    let at = mtools_image(image, sfdisk_start(image, number));
+    let out = oracle("mdir", &["-b", "-i", &at, "::/"]);
+    let mut names: Vec<String> = stdout(&out)
+        .lines()
+        .map(|l| l.trim_start_matches("::/").to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Writes `file` into the root of the FAT volume of partition `number`
+/// of `image` with mcopy, replacing the file of that name.
+pub fn mcopy_into(image: &Path, number: u64, file: &Path, name: &str) {
+    let at = mtools_image(image, sfdisk_start(image, number));
+    let from = file.to_str().expect("utf-8 path");
+    oracle("mcopy", &["-o", "-i", &at, from, &format!("::/{name}")]);
+}
+
+/// A host's state.tgz as ESXi's backup.sh makes one (tar and gzip, by
+/// `scripts/make-fixture --state-tgz`): local.tgz inside, with an
+/// esx.conf naming `host` and `uuid` ("-": left out). Each call makes
+/// other bytes (the host's key is random).
+pub fn state_tgz(host: &str, uuid: &str, out: &Path) {
+    let script = root().join("scripts/make-fixture");
+    let out = out.to_str().expect("utf-8 path");
+    oracle(
+        script.to_str().expect("utf-8 path"),
+        &["--state-tgz", host, uuid, out],
+    );
+}
+
+/// A configuration bundle as VMware's tools make one, with tar and gzip:
+/// `configBundle-<host>.tgz` in `dir`, holding Manifest.txt (the release
+/// level given, UUID=`uuid`) and a copy of `state`.
+pub fn vmware_bundle(dir: &Path, host: &str, release: &str, uuid: &str, state: &Path) -> PathBuf {
+    let work = dir.join(format!("bundle-{host}"));
+    fs::create_dir_all(&work).expect("bundle dir");
+    let manifest = format!("RELEASELEVEL={release}\nUUID={uuid}\nKERNELOPTS=\nUSEROPTS=\n");
+    fs::write(work.join("Manifest.txt"), manifest).expect("write Manifest.txt");
+    fs::copy(state, work.join("state.tgz")).expect("copy state.tgz");
+    let bundle = dir.join(format!("configBundle-{host}.tgz"));
+    oracle(
+        "tar",
+        &[
+            "-C",
+            work.to_str().expect("utf-8 path"),
+            "--owner=0",
+            "--group=0",
+            "-czf",
+            bundle.to_str().expect("utf-8 path"),
+            "Manifest.txt",
+            "state.tgz",
+        ],
+    );
+    bundle
+}
+
+/// An oem.tgz as ESXi-Customizer makes one, with tar and gzip: a driver
+/// module and the PCI map that names it, as relative paths.
+pub fn oem_tgz(dir: &Path) -> PathBuf {
+    let tree = dir.join("oem-tree");
+    let vmkmod = tree.join("usr/lib/vmware/vmkmod");
+    fs::create_dir_all(&vmkmod).expect("oem tree");
+    fs::create_dir_all(tree.join("etc/vmware")).expect("oem tree");
+    let driver: Vec<u8> = (0..40_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    fs::write(vmkmod.join("e1000e.o"), driver).expect("driver");
+    fs::write(
+        tree.join("etc/vmware/simple.map"),
+        "8086:10d3 0000:0000 network e1000e.o\n",
+    )
+    .expect("simple.map");
+    let oem = dir.join("oem.tgz");
+    oracle(
+        "tar",
+        &[
+            "-C",
+            tree.to_str().expect("utf-8 path"),
+            "--owner=0",
+            "--group=0",
+            "-czf",
+            oem.to_str().expect("utf-8 path"),
+            "usr",
+            "etc",
+        ],
+    );
+    oem
 }
 
 /// The VMware FAT UUID of partition `number` of `image` (sfdisk for the
