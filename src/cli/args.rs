@@ -37,11 +37,14 @@ pub struct ImageArgs {
 #[derive(Subcommand)]
 pub enum Command {
     /// Show what an ESXi image holds: partitions, bootbanks, the active
-    /// bank and why, its modules, and the smallest stick that fits.
+    /// bank and why, its modules (each checked: a gzip module must be
+    /// complete, with correct CRC-32 and length), and the smallest stick
+    /// that fits.
     ///
     /// Reads the image in place (nothing is mounted or written). Exits 2
     /// when the image is unusable, including when boot.cfg names a module
-    /// the bank lacks (the report is still printed).
+    /// the bank lacks or a module is damaged (the report is still
+    /// printed).
     Inspect {
         /// ESXi disk image (VMware-VMvisor-big-*.dd), compressed or not
         /// (gzip, bzip2, xz, zstd), an installer ISO that carries one, or a
@@ -51,6 +54,11 @@ pub enum Command {
         /// documented in README.md).
         #[arg(long)]
         json: bool,
+        /// Skip reading every module through to check its gzip stream
+        /// (CRC-32 and length); a damaged module is otherwise reported and
+        /// makes inspect exit 2.
+        #[arg(long)]
+        no_module_check: bool,
         #[command(flatten)]
         image: ImageArgs,
     },
@@ -144,6 +152,11 @@ pub enum Command {
         /// Skip reading the stick back to verify it.
         #[arg(long)]
         no_verify: bool,
+        /// Skip the check of every module's gzip stream (CRC-32 and
+        /// length, on a second core while it is copied) that otherwise
+        /// stops the write, before the table, at a damaged module.
+        #[arg(long)]
+        no_module_check: bool,
         /// No progress bars.
         #[arg(long, short)]
         quiet: bool,

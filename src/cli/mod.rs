@@ -88,8 +88,9 @@ fn run(command: Command) -> Result<(), Error> {
         Command::Inspect {
             source,
             json,
+            no_module_check,
             image,
-        } => inspect(&source, json, &image),
+        } => inspect(&source, json, !no_module_check, &image),
         Command::Extract {
             source,
             dir,
@@ -115,6 +116,7 @@ fn run(command: Command) -> Result<(), Error> {
             yes,
             force,
             no_verify,
+            no_module_check,
             quiet,
             json,
         } => {
@@ -123,6 +125,7 @@ fn run(command: Command) -> Result<(), Error> {
                 force,
                 new_uuids,
                 verify: !no_verify,
+                check_modules: !no_module_check,
                 bars: !quiet && !json && tty(),
                 json,
             };
@@ -159,9 +162,12 @@ struct InspectReport<'a> {
     smallest_target: Option<SmallestTarget>,
 }
 
-fn inspect(source: &Path, json: bool, image: &ImageArgs) -> Result<(), Error> {
-    let (source, inv) = image.read(source, &Arc::new(Bars::new(!json && tty())))?;
+fn inspect(source: &Path, json: bool, check_modules: bool, image: &ImageArgs) -> Result<(), Error> {
+    let (source, mut inv) = image.read(source, &Arc::new(Bars::new(!json && tty())))?;
     let smallest = choose::smallest_target(&inv);
+    if check_modules {
+        esxi::modules::check(&source, &mut inv)?;
+    }
     if json {
         let report = InspectReport {
             inventory: &inv,
@@ -231,6 +237,7 @@ struct WriteOptions {
     force: bool,
     new_uuids: bool,
     verify: bool,
+    check_modules: bool,
     bars: bool,
     json: bool,
 }
@@ -262,7 +269,15 @@ fn write(
     if target.needs_confirmation() && !options.yes {
         confirm::confirm(&target)?;
     }
-    let outcome = burn::burn(&source, &inv, &plan, &mut target, &*bars, options.verify)?;
+    let outcome = burn::burn(
+        &source,
+        &inv,
+        &plan,
+        &mut target,
+        &*bars,
+        options.verify,
+        options.check_modules,
+    )?;
     if options.json {
         emit(&to_json(&outcome));
     } else {

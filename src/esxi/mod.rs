@@ -8,6 +8,7 @@ pub mod banks;
 pub mod bootcfg;
 pub mod extract;
 pub mod inventory;
+pub mod modules;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -21,10 +21,12 @@ pub struct Outcome {
     pub verify: Option<VerifyReport>,
 }
 
-/// Writes `plan` (made from `inv` of `source`) onto `target`, then, when
-/// `verify` is set, reads the stick back past the page cache and proves
-/// it against the source, reusing the file hashes taken while copying.
-/// The verification's time is added to the write report's phases.
+/// Writes `plan` (made from `inv` of `source`) onto `target`, checking
+/// every module's gzip stream before the table unless `check_modules` is
+/// off, then, when `verify` is set, reads the stick back past the page
+/// cache and proves it against the source, reusing the file hashes taken
+/// while copying. The verification's time is added to the write report's
+/// phases.
 pub fn burn(
     source: &Source,
     inv: &Inventory,
@@ -32,8 +34,9 @@ pub fn burn(
     target: &mut Target,
     observer: &dyn Observer,
     verify: bool,
+    check_modules: bool,
 ) -> Result<Outcome> {
-    let mut report = write::write(source, inv, plan, target, observer, verify)?;
+    let mut report = write::write(source, inv, plan, target, observer, verify, check_modules)?;
     if !verify {
         return Ok(Outcome {
             write: report,

@@ -27,7 +27,8 @@ use serde::Serialize;
 
 use crate::digest::Sha256Writer;
 use crate::error::{Error, FatProblem, Result};
-use crate::esxi::inventory::Inventory;
+use crate::esxi::inventory::{Inventory, Module};
+use crate::esxi::modules::Checker;
 use crate::image::source::{FileView, Source, SECTOR};
 use crate::image::stream::StreamReport;
 use crate::ioctl;
@@ -66,11 +67,17 @@ pub struct WriteReport {
     pub sha256: BTreeMap<String, String>,
     /// For a compressed source: how much of it was read, and its MD5.
     pub stream: Option<StreamReport>,
+    /// The modules whose gzip streams were checked (CRC-32 and length)
+    /// before the table was written; `null` with --no-module-check.
+    pub modules_checked: Option<Vec<String>>,
 }
 
 /// Writes `plan` (made from `inv` of `source`) onto `target`. With
 /// `hash`, the SHA-256 of every file is computed from the bytes copied
-/// (for the verification that follows) and reported.
+/// (for the verification that follows) and reported. With
+/// `check_modules`, every module's gzip stream is checked from the bytes
+/// copied, on a second core, and a damaged one stops the write before the
+/// table is written ([`Error::DamagedModule`]).
 pub fn write(
     source: &Source,
     inv: &Inventory,
@@ -78,7 +85,14 @@ pub fn write(
     target: &mut Target,
     observer: &dyn Observer,
     hash: bool,
+    check_modules: bool,
 ) -> Result<WriteReport> {
+    if !check_modules {
+        observer.message(
+            "--no-module-check: the modules' gzip streams are not checked before \
+             the table is written",
+        );
+    }
     target.prepare(plan.target_sectors * SECTOR)?;
     let written = Cell::new(0);
     let disk = Disk {
@@ -95,8 +109,12 @@ pub fn write(
         observer,
     };
     let mut phases = vec![job.prepare()?, job.boot()?];
-    let (time, sha256) = job.banks(hash)?;
+    let checker = check_modules.then(|| Checker::start(inv.active_bank.partition));
+    let (time, sha256) = job.banks(hash, checker.as_ref())?;
     phases.push(time);
+    let modules_checked = checker
+        .map(|c| c.finish().map_err(job.fail(WriteStep::ModuleCheck)))
+        .transpose()?;
     let stream = job.check_source(&mut phases)?;
     phases.push(job.tables(target.kind())?);
     Ok(WriteReport {
@@ -108,6 +126,7 @@ pub fn write(
         phases,
         sha256,
         stream,
+        modules_checked,
     })
 }
 
@@ -122,6 +141,8 @@ pub enum WriteStep {
     Bank(u32),
     /// Syncing the data before the table.
     Sync,
+    /// Checking the modules copied (their gzip streams).
+    ModuleCheck,
     /// Checking the rest of a compressed source (its MD5).
     SourceCheck,
     /// Writing the partition table.
@@ -135,6 +156,7 @@ impl std::fmt::Display for WriteStep {
             WriteStep::BootPartition => f.write_str("the boot partition"),
             WriteStep::Bank(n) => write!(f, "bank {n}"),
             WriteStep::Sync => f.write_str("syncing the data"),
+            WriteStep::ModuleCheck => f.write_str("the check of the modules"),
             WriteStep::SourceCheck => f.write_str("the check of the source image"),
             WriteStep::Table => f.write_str("the partition table"),
         }
@@ -187,25 +209,26 @@ impl Job<'_> {
     }
 
     /// Steps 3 and 4: every bank formatted and filled, then synced; with
-    /// `hash`, the SHA-256 of every file copied.
-    fn banks(&self, hash: bool) -> Result<(PhaseTime, BTreeMap<String, String>)> {
+    /// `hash`, the SHA-256 of every file copied; with `checker`, every
+    /// module's bytes handed to it as they are copied.
+    fn banks(
+        &self,
+        hash: bool,
+        checker: Option<&Checker>,
+    ) -> Result<(PhaseTime, BTreeMap<String, String>)> {
         let banks = &self.plan.banks;
         let files: u64 = banks.iter().flat_map(|b| &b.files).map(|f| f.bytes).sum();
         let phase = Timer::start(self.observer, Phase::Modules, files);
         let mut sha256 = BTreeMap::new();
         for bank in banks {
-            let hashes = hash.then_some(&mut sha256);
-            let done = |n| phase.inc(n);
-            write_bank(
-                self.source,
-                self.inv,
-                self.plan,
-                bank,
-                self.disk,
-                &done,
-                hashes,
-            )
-            .map_err(self.fail(WriteStep::Bank(bank.entry)))?;
+            let mut taps = Taps {
+                done: &|n| phase.inc(n),
+                sha256: hash.then_some(&mut sha256),
+                checker,
+                modules: &self.inv.modules,
+            };
+            write_bank(self.source, self.inv, self.plan, bank, self.disk, &mut taps)
+                .map_err(self.fail(WriteStep::Bank(bank.entry)))?;
         }
         self.disk.sync().map_err(self.io_fail(WriteStep::Sync))?;
         Ok((phase.finish(), sha256))
@@ -290,8 +313,7 @@ fn write_bank(
     plan: &Plan,
     bank: &BankPlan,
     disk: &Disk,
-    done: &dyn Fn(u64),
-    sha256: Option<&mut BTreeMap<String, String>>,
+    taps: &mut Taps,
 ) -> Result<()> {
     let part = plan.entry(bank.entry)?;
     let (start, end) = (part.start * SECTOR, (part.start + part.sectors) * SECTOR);
@@ -305,7 +327,7 @@ fn write_bank(
     cache.seek(SeekFrom::Start(0)).map_err(|e| disk.err(e))?;
     let fs =
         fatfs::FileSystem::new(&mut cache, fatfs::FsOptions::new()).map_err(|e| disk.err(e))?;
-    fill_bank(&fs.root_dir(), source, inv, bank, disk, done, sha256)?;
+    fill_bank(&fs.root_dir(), source, inv, bank, disk, taps)?;
     fs.unmount().map_err(|e| disk.err(e))?;
     cache.write_back().map_err(|e| disk.err(e))
 }
@@ -342,8 +364,7 @@ fn fill_bank<T: fatfs::ReadWriteSeek>(
     inv: &Inventory,
     bank: &BankPlan,
     disk: &Disk,
-    done: &dyn Fn(u64),
-    mut sha256: Option<&mut BTreeMap<String, String>>,
+    taps: &mut Taps,
 ) -> Result<()> {
     if let Some(text) = &bank.generated_boot_cfg {
         let mut file = root.create_file("boot.cfg").map_err(|e| disk.err(e))?;
@@ -354,20 +375,32 @@ fn fill_bank<T: fatfs::ReadWriteSeek>(
     }
     let volume = Volume::open(source, &inv.active_partition()?.partition)?;
     for f in &bank.files {
-        copy_file(root, &volume, f, disk, done, sha256.as_deref_mut())?;
+        copy_file(root, &volume, f, disk, taps)?;
     }
     Ok(())
 }
 
+/// Where the bytes of each file copied go besides the stick.
+struct Taps<'a> {
+    /// Progress, in bytes.
+    done: &'a dyn Fn(u64),
+    /// The files' SHA-256, when a verification follows.
+    sha256: Option<&'a mut BTreeMap<String, String>>,
+    /// The module check running on the second core, if any.
+    checker: Option<&'a Checker>,
+    /// The source bank's kernel and modules: the files it checks.
+    modules: &'a [Module],
+}
+
 /// Copies the planned file `f` from the source's `volume` to the same
-/// path below `root`, adding its SHA-256 to `sha256` when given.
+/// path below `root`: its SHA-256 added to the taps' when wanted, its
+/// bytes handed to the module check when it is a module.
 fn copy_file<T: fatfs::ReadWriteSeek>(
     root: &fatfs::Dir<'_, T>,
     volume: &Volume,
     f: &PayloadFile,
     disk: &Disk,
-    done: &dyn Fn(u64),
-    sha256: Option<&mut BTreeMap<String, String>>,
+    taps: &mut Taps,
 ) -> Result<()> {
     let (dir, name) = match f.name.rsplit_once('/') {
         Some((dir, name)) => (Some(dir), name),
@@ -379,33 +412,67 @@ fn copy_file<T: fatfs::ReadWriteSeek>(
     };
     let mut out = parent.create_file(name).map_err(|e| disk.err(e))?;
     out.truncate().map_err(|e| disk.err(e))?;
-    let mut counted = Counted {
-        inner: &mut out,
-        done,
-        disk,
-        since_kick: 0,
+    let is_module = taps
+        .modules
+        .iter()
+        .any(|m| m.is_module() && m.name.eq_ignore_ascii_case(&f.name));
+    let checker = taps.checker.filter(|_| is_module);
+    let mut tee = Tee {
+        inner: Counted {
+            inner: &mut out,
+            done: taps.done,
+            disk,
+            since_kick: 0,
+        },
+        hash: taps.sha256.is_some().then(|| Sha256Writer::new(io::sink())),
+        checker,
     };
+    if let Some(checker) = checker {
+        checker.begin(&f.name);
+    }
     let entry = FileEntry {
         path: f.name.clone(),
         bytes: f.bytes,
     };
-    let copy = |into: &mut dyn Write| {
-        volume.copy_file(&entry, into).map_err(|e| match e {
-            Error::Write { source, .. } => disk.err(source),
-            other => other,
-        })
-    };
-    match sha256 {
-        Some(map) => {
-            let mut hashing = Sha256Writer::new(&mut counted);
-            copy(&mut hashing)?;
-            map.insert(f.name.clone(), hashing.finish().1);
-        }
-        None => {
-            copy(&mut counted)?;
-        }
+    volume.copy_file(&entry, &mut tee).map_err(|e| match e {
+        Error::Write { source, .. } => disk.err(source),
+        other => other,
+    })?;
+    if let Some(checker) = checker {
+        checker.end();
+    }
+    if let (Some(map), Some(hash)) = (taps.sha256.as_deref_mut(), tee.hash) {
+        map.insert(f.name.clone(), hash.finish().1);
     }
     out.flush().map_err(|e| disk.err(e))
+}
+
+/// On the way to `inner`: the bytes it takes are also hashed and handed
+/// to the module check, when wanted.
+struct Tee<'a, W: Write> {
+    inner: W,
+    hash: Option<Sha256Writer<io::Sink>>,
+    checker: Option<&'a Checker>,
+}
+
+impl<W: Write> Write for Tee<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        let taken = buf
+            .get(..n)
+            .ok_or_else(|| io::Error::other("a writer took more bytes than it was given"))?;
+        if let Some(hash) = &mut self.hash {
+            hash.write_all(taken)?;
+        }
+        if let Some(checker) = self.checker {
+            checker.data(taken);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Opens (creating as needed) the directory `path` below `root`.
