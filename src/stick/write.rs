@@ -252,10 +252,15 @@ impl Job<'_> {
     /// Step 5: the partition table, its commit sectors last; the kernel is
     /// asked to re-read it.
     fn tables(&self, kind: TargetKind) -> Result<PhaseTime> {
-        let bytes = SECTOR * self.plan.partitions.len() as u64;
+        let sectors = self
+            .plan
+            .table(&self.inv.boot_code)
+            .sectors(self.disk.len / SECTOR)
+            .map_err(self.io_fail(WriteStep::Table))?;
+        let bytes = sectors.iter().map(|(_, b)| b.len() as u64).sum();
         let phase = Timer::start(self.observer, Phase::Tables, bytes);
-        write_tables(self.plan, self.inv, self.disk).map_err(self.io_fail(WriteStep::Table))?;
-        phase.inc(bytes);
+        write_tables(sectors, self.disk, &|n| phase.inc(n))
+            .map_err(self.io_fail(WriteStep::Table))?;
         if kind == TargetKind::BlockDevice {
             // The stick is complete either way; a busy kernel re-reads later.
             let _ = ioctl::reread_partitions(self.disk.file);
@@ -487,21 +492,21 @@ fn create_dirs<'a, T: fatfs::ReadWriteSeek>(
     Ok(dir)
 }
 
-/// Writes the table's other sectors (EBRs; the backup GPT and the
-/// primary GPT entries), syncs, then sectors 0 and 1 — what makes the
-/// stick's table valid — and syncs again.
-fn write_tables(plan: &Plan, inv: &Inventory, disk: &Disk) -> io::Result<()> {
-    let (commit, rest): (Vec<_>, Vec<_>) = plan
-        .table(&inv.boot_code)
-        .sectors(disk.len / SECTOR)?
-        .into_iter()
-        .partition(|(at, _)| *at < COMMIT_BYTES);
+/// Writes the table's `sectors` (as (byte offset, bytes)): first the
+/// others (EBRs; the backup GPT and the primary GPT entries), syncs, then
+/// sectors 0 and 1 — what makes the stick's table valid — and syncs
+/// again. `done` hears of every byte written.
+fn write_tables(sectors: Vec<(u64, Vec<u8>)>, disk: &Disk, done: &dyn Fn(u64)) -> io::Result<()> {
+    let (commit, rest): (Vec<_>, Vec<_>) =
+        sectors.into_iter().partition(|(at, _)| *at < COMMIT_BYTES);
     for (at, bytes) in &rest {
         disk.write_at(bytes, *at)?;
+        done(bytes.len() as u64);
     }
     disk.sync()?;
     for (at, bytes) in &commit {
         disk.write_at(bytes, *at)?;
+        done(bytes.len() as u64);
     }
     disk.sync()
 }
