@@ -212,12 +212,18 @@ impl Inventory {
     }
 
     /// Bytes from the start of the image that cover everything a stick
-    /// is made from: the boot partition and the active bank.
+    /// is made from: the boot partition's used extent and the active
+    /// bank's files (up to the end of the last cluster any of them owns;
+    /// the bank's FAT and directories, before its data, are read by then).
+    /// A partition without a readable volume counts whole.
     pub fn needed_bytes(&self) -> u64 {
-        let bank_end = self
-            .partition(self.active_bank.partition)
-            .map_or(0, |p| p.partition.end() + 1);
-        let boot_end = self.boot.start + self.boot.sectors;
+        let bank_end = self.partition(self.active_bank.partition).map_or(0, |p| {
+            let used =
+                p.fs.as_ref()
+                    .map_or(p.partition.sectors, |fs| fs.data_end_sectors);
+            p.partition.start + used.min(p.partition.sectors)
+        });
+        let boot_end = self.boot.start + self.boot.used_sectors;
         boot_end.max(bank_end) * SECTOR
     }
 
