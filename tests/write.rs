@@ -678,3 +678,50 @@ fn the_tables_bar_counts_every_table_byte() {
         assert_eq!((total, advanced), (want, want), "{variant} {layout}");
     }
 }
+
+#[test]
+fn a_64mb_write_makes_few_large_writes() {
+    let source = fixture("esxi40");
+    let dir = scratch("write-calls");
+    let stick = dir.join("stick.img");
+    let trace = dir.join("strace.txt");
+    let out = std::process::Command::new("strace")
+        .args(["-f", "-e", "trace=pwrite64,pwritev,pwritev2", "-o"])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_esxstick"))
+        .args(["write", source.to_str().unwrap(), stick.to_str().unwrap()])
+        .args([
+            "--size",
+            VCRITICAL_BYTES,
+            "--layout",
+            "vcritical-64mb",
+            "--json",
+        ])
+        .output()
+        .expect("oracle strace cannot run: run scripts/test, which installs it");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let planned = report["write"]["plan_write_bytes"].as_u64().unwrap();
+    // "pwrite64(3, ..., 4194304, 1638400) = 4194304": the bytes written.
+    let sizes: Vec<u64> = fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("pwrite"))
+        .filter_map(|l| l.rsplit("= ").next()?.trim().parse().ok())
+        .collect();
+    let total: u64 = sizes.iter().sum();
+    let large: u64 = sizes.iter().filter(|&&n| n >= 1 << 20).sum();
+    eprintln!(
+        "{} write calls, {total} bytes ({large} in writes of 1 MiB or more), plan {planned}",
+        sizes.len()
+    );
+    assert!(sizes.len() <= 1000, "{} write calls", sizes.len());
+    assert!(
+        large * 10 >= total * 9,
+        "{large} of {total} bytes in writes of 1 MiB or more"
+    );
+    assert!(
+        total <= planned,
+        "wrote {total}, the plan's minimum is {planned}"
+    );
+}

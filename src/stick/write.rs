@@ -526,6 +526,8 @@ impl<'a> Disk<'a> {
         DiskView {
             disk: *self,
             view: FileView::read_only(self.file, self.len),
+            pending: Vec::new(),
+            pending_at: 0,
         }
     }
 
@@ -578,14 +580,36 @@ impl<'a> Disk<'a> {
 }
 
 /// A view of the target with its own cursor, for fatfs: it reads as a
-/// source's [`FileView`] does and writes through [`Disk::write_once`].
+/// source's [`FileView`] does and writes through [`Disk::write_at`].
+/// fatfs writes a file a cluster at a time; writes that continue one
+/// another are gathered into one of up to [`GATHER`] bytes, and go out
+/// when a write lands elsewhere, before any read, and on `flush` (which
+/// fatfs calls after every file, and the metadata cache at its end).
 struct DiskView<'a> {
     disk: Disk<'a>,
     view: FileView<'a>,
+    /// Bytes written but not yet passed on, and where they go.
+    pending: Vec<u8>,
+    pending_at: u64,
+}
+
+/// Most bytes gathered into one write.
+const GATHER: usize = 4 << 20;
+
+impl DiskView<'_> {
+    /// Passes the gathered bytes on, in one write.
+    fn write_pending(&mut self) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            self.disk.write_at(&self.pending, self.pending_at)?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
 }
 
 impl Read for DiskView<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.write_pending()?;
         self.view.read(buf)
     }
 }
@@ -593,13 +617,18 @@ impl Read for DiskView<'_> {
 impl Write for DiskView<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let at = self.view.stream_position()?;
-        let n = self.disk.write_once(buf, at)?;
-        self.view.seek(SeekFrom::Start(at + n as u64))?;
-        Ok(n)
+        let follows = at == self.pending_at + self.pending.len() as u64;
+        if !follows || self.pending.len() + buf.len() > GATHER {
+            self.write_pending()?;
+            self.pending_at = at;
+        }
+        self.pending.extend_from_slice(buf);
+        self.view.seek(SeekFrom::Start(at + buf.len() as u64))?;
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.write_pending()
     }
 }
 
