@@ -154,7 +154,7 @@ fn sweep(case: Case, step: usize) {
     for n in 1..=syncs {
         points.push(("sync".into(), format!("{n}:eio")));
     }
-    let mut failed_cleanly = 0;
+    let mut kept_going = Vec::new();
     for (i, (kind, spec)) in points.iter().enumerate() {
         let what = format!("{kind}:{spec}");
         let out = write_cmd(case, &source, t)
@@ -163,8 +163,12 @@ fn sweep(case: Case, step: usize) {
             .unwrap();
         let err = stderr(&out);
         assert!(!err.contains("panicked"), "{what}: {err}");
-        if !out.status.success() {
-            failed_cleanly += 1;
+        if out.status.success() {
+            // A short write is retried; an error must stop the write.
+            if !spec.ends_with("short") {
+                kept_going.push(what.clone());
+            }
+        } else {
             assert_eq!(
                 err.trim_end().lines().count(),
                 1,
@@ -178,8 +182,8 @@ fn sweep(case: Case, step: usize) {
         }
     }
     assert!(
-        failed_cleanly * 10 >= points.len() * 8,
-        "most injected faults must fail the write"
+        kept_going.is_empty(),
+        "injected errors that did not stop the write: {kept_going:?}"
     );
     rerun_succeeds(case, &source, t, "after the sweep");
     eprintln!(
