@@ -21,6 +21,8 @@ use std::io::{self, BufRead, Read};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
+use crate::image::stream::fill;
+
 /// A block's 48-bit magic (the BCD digits of pi).
 const BLOCK_MAGIC: u64 = 0x3141_5926_5359;
 /// The end-of-stream magic (the BCD digits of sqrt(pi)).
@@ -325,20 +327,6 @@ enum Decoded {
     Partial(VecDeque<Piece>, Box<dyn Read + Send>),
     /// It does not decode.
     Failed(io::Error),
-}
-
-/// Reads until `buf` is full or the reader ends; the bytes read.
-fn fill(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while let Some(rest) = buf.get_mut(n..).filter(|r| !r.is_empty()) {
-        match reader.read(rest) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// Decodes a one-block stream (see [`wrap`]), holding at most [`HELD`]

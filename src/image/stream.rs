@@ -419,7 +419,7 @@ impl State {
 }
 
 /// Reads until `buf` is full or the stream ends; the bytes read.
-fn fill(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn fill(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match reader.read(&mut buf[n..]) {
