@@ -15,8 +15,13 @@
 //! Memory stays bounded: a few blocks are in flight, runs of zeros in a
 //! block's output are kept as counts, and a block whose other output
 //! passes [`HELD`] bytes is handed over half-decoded, the rest streamed.
+//!
+//! An image's empty space compresses to identical blocks (the same bits,
+//! at different bit offsets): a small block seen to decode to zeros only
+//! is remembered, and its repeats are not decoded again — the same bits
+//! decode to the same bytes, CRC and all.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{self, BufRead, Read};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -44,6 +49,11 @@ const HELD: usize = 4 << 20;
 const PIECE: usize = 256 << 10;
 /// Pieces that follow a failed block tried joined with it.
 const MERGE_MAX: u64 = 3;
+/// Largest one-block stream remembered as decoding to zeros only (a
+/// block of 45 MB of zeros compresses to a few dozen bytes).
+const ZERO_BLOCK_BYTES: usize = 1024;
+/// Most such blocks remembered.
+const ZERO_BLOCKS: usize = 64;
 
 /// A block's compressed bits, cut out of the input at its magic.
 #[derive(Debug, Clone)]
@@ -423,6 +433,10 @@ pub struct ParallelBz2 {
     turn: u64,
     /// Blocks in flight at most.
     ahead: u64,
+    /// Small blocks in flight, as their one-block streams.
+    small: BTreeMap<u64, Vec<u8>>,
+    /// Small one-block streams known to decode to that many zeros.
+    zeros: HashMap<Vec<u8>, usize>,
     input_done: bool,
     current: Current,
 }
@@ -458,6 +472,8 @@ impl ParallelBz2 {
             next: 0,
             turn: 0,
             ahead: 2 * workers as u64,
+            small: BTreeMap::new(),
+            zeros: HashMap::new(),
             input_done: false,
             current: Current::default(),
         }
@@ -471,7 +487,13 @@ impl ParallelBz2 {
                 break;
             };
             let stream = wrap(&segment.bits, segment.body);
-            if let Some(jobs) = &self.jobs {
+            if let Some(&n) = self.zeros.get(&stream) {
+                let zeros = VecDeque::from([Piece::Zeros(n)]);
+                self.pending.insert(self.next, Decoded::Done(zeros));
+            } else if let Some(jobs) = &self.jobs {
+                if stream.len() <= ZERO_BLOCK_BYTES {
+                    self.small.insert(self.next, stream.clone());
+                }
                 jobs.send((self.next, stream))
                     .map_err(|_| io::Error::other("the bzip2 decoding threads stopped"))?;
             }
@@ -521,9 +543,19 @@ impl ParallelBz2 {
             Decoded::Failed(e) => self.retry(index, e)?,
             decoded => (decoded, index, ended),
         };
+        if let (Decoded::Done(pieces), Some(stream)) = (&decoded, self.small.get(&index)) {
+            let zeros = pieces.iter().try_fold(0, |sum, p| match p {
+                Piece::Zeros(n) => Some(sum + n),
+                Piece::Data(_) => None,
+            });
+            if let Some(n) = zeros.filter(|_| self.zeros.len() < ZERO_BLOCKS && through == index) {
+                self.zeros.insert(stream.clone(), n);
+            }
+        }
         for i in index..=through {
             self.kept.remove(&i);
             self.pending.remove(&i);
+            self.small.remove(&i);
         }
         self.turn = through + 1;
         let truncated = || {
@@ -676,6 +708,24 @@ mod tests {
             .chain(std::iter::repeat_n(7, 5 << 20))
             .collect();
         assert_eq!(kind(&garbage), Some(io::ErrorKind::InvalidData));
+    }
+
+    #[test]
+    fn repeated_zero_blocks_are_decoded_once_and_still_right() {
+        let mut data = vec![0u8; 60 << 20];
+        data.extend([1, 2, 3]);
+        data.extend(std::iter::repeat_n(0, 60 << 20));
+        let mut decoder = ParallelBz2::new(io::Cursor::new(bzip2(&data, 1)));
+        let mut back = Vec::new();
+        decoder.read_to_end(&mut back).unwrap();
+        assert!(back == data);
+        // Some 24 blocks of zeros, of two kinds: full ones, and the
+        // shorter one before the stream's end.
+        assert_eq!(
+            decoder.zeros.len(),
+            2,
+            "each kind of all-zero block remembered once"
+        );
     }
 
     /// Splits every block at an arbitrary bit, as a false magic found
