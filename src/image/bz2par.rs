@@ -18,8 +18,9 @@
 //!
 //! An image's empty space compresses to identical blocks (the same bits,
 //! at different bit offsets): a small block seen to decode to zeros only
-//! is remembered, and its repeats are not decoded again — the same bits
-//! decode to the same bytes, CRC and all.
+//! is remembered, and its repeats — also those dispatched while it was
+//! still being decoded — are not decoded again: the same bits decode to
+//! the same bytes, CRC and all.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{self, BufRead, Read};
@@ -129,11 +130,19 @@ fn extract(buf: &[u8], start: u64, n: u64) -> Vec<u8> {
     let first = (start / 8) as usize;
     let shift = (start % 8) as u32;
     let len = n.div_ceil(8) as usize;
-    let byte = |i: usize| buf.get(first + i).copied().unwrap_or(0);
-    (0..len)
-        .map(|i| match shift {
-            0 => byte(i),
-            s => (byte(i) << s) | (byte(i + 1) >> (8 - s)),
+    // One byte more than needed (zeros past the end), so that every
+    // output byte has the byte after it.
+    let end = buf.len().min(first.saturating_add(len + 1));
+    let mut src = buf.get(first..end).unwrap_or_default().to_vec();
+    src.resize(len + 1, 0);
+    if shift == 0 {
+        src.truncate(len);
+        return src;
+    }
+    src.windows(2)
+        .map(|w| match w {
+            [a, b] => (a << shift) | (b >> (8 - shift)),
+            _ => 0,
         })
         .collect()
 }
@@ -361,7 +370,9 @@ fn decode(stream: Vec<u8>) -> Decoded {
             }
         } else {
             held += n;
-            pieces.push_back(Piece::Data(data.to_vec()));
+            // The chunk itself becomes the piece: no copy.
+            chunk.truncate(n);
+            pieces.push_back(Piece::Data(std::mem::replace(&mut chunk, vec![0; PIECE])));
         }
         if held > HELD {
             return Decoded::Partial(pieces, decoder);
@@ -437,6 +448,9 @@ pub struct ParallelBz2 {
     small: BTreeMap<u64, Vec<u8>>,
     /// Small one-block streams known to decode to that many zeros.
     zeros: HashMap<Vec<u8>, usize>,
+    /// Small blocks not dispatched because an identical one was in
+    /// flight: decoded as it was, at their turn.
+    twins: BTreeMap<u64, Vec<u8>>,
     input_done: bool,
     current: Current,
 }
@@ -474,6 +488,7 @@ impl ParallelBz2 {
             ahead: 2 * workers as u64,
             small: BTreeMap::new(),
             zeros: HashMap::new(),
+            twins: BTreeMap::new(),
             input_done: false,
             current: Current::default(),
         }
@@ -487,11 +502,14 @@ impl ParallelBz2 {
                 break;
             };
             let stream = wrap(&segment.bits, segment.body);
+            let small = stream.len() <= ZERO_BLOCK_BYTES;
             if let Some(&n) = self.zeros.get(&stream) {
                 let zeros = VecDeque::from([Piece::Zeros(n)]);
                 self.pending.insert(self.next, Decoded::Done(zeros));
+            } else if small && self.small.values().any(|s| *s == stream) {
+                self.twins.insert(self.next, stream);
             } else if let Some(jobs) = &self.jobs {
-                if stream.len() <= ZERO_BLOCK_BYTES {
+                if small {
                     self.small.insert(self.next, stream.clone());
                 }
                 jobs.send((self.next, stream))
@@ -538,6 +556,14 @@ impl ParallelBz2 {
     /// joined with those that follow (a false magic split it).
     fn advance(&mut self) -> io::Result<()> {
         let index = self.turn;
+        // Its twin, earlier, has been handed on: its output is known.
+        if let Some(stream) = self.twins.remove(&index) {
+            let decoded = match self.zeros.get(&stream) {
+                Some(&n) => Decoded::Done(VecDeque::from([Piece::Zeros(n)])),
+                None => decode(stream),
+            };
+            self.pending.insert(index, decoded);
+        }
         let ended = self.kept.get(&index).is_some_and(|s| s.ended);
         let (decoded, through, ended) = match self.result(index)? {
             Decoded::Failed(e) => self.retry(index, e)?,
@@ -556,6 +582,7 @@ impl ParallelBz2 {
             self.kept.remove(&i);
             self.pending.remove(&i);
             self.small.remove(&i);
+            self.twins.remove(&i);
         }
         self.turn = through + 1;
         let truncated = || {
