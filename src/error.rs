@@ -87,6 +87,18 @@ pub enum Error {
         names: Vec<String>,
     },
 
+    /// A module of the source's bank is damaged: its gzip stream is
+    /// broken, incomplete, or fails its CRC-32 or length.
+    #[error("bootbank {partition}: module {name}: {problem}; a stick made from it could not boot")]
+    DamagedModule {
+        /// Bank partition number.
+        partition: u32,
+        /// The module's file name.
+        name: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+
     /// A layout file is unusable, or does not suit the image.
     #[error("layout: {0}")]
     Layout(crate::plan::layout::LayoutProblem),
@@ -891,6 +903,7 @@ impl Error {
             Error::NoConfiguration { .. } => "no-configuration",
             Error::Update { .. } => "update",
             Error::UpdateFailed { .. } => "update-failed",
+            Error::DamagedModule { .. } => "damaged-module",
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Crash safety: a write that fails at any write or fsync, is killed at
 //! any moment, or loses its device must never leave a stick that looks
-//! valid but is not — either no valid MBR signature, or the complete
-//! stick that verifies — and a rerun must succeed.
+//! valid but is not — either no valid MBR signature and no table that
+//! sfdisk reads, or the complete stick that verifies — and a rerun must
+//! succeed. MBR sticks (vcritical-64mb) and GPT sticks (gpt-minimal) alike.
 
 use std::fs;
 use std::path::Path;
@@ -11,9 +12,24 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 
 const SIZE: &str = "65273856";
-const LAYOUT: &str = "vcritical-64mb";
 
-fn write_cmd(source: &Path, target: &str) -> Command {
+/// What is written: a fixture with a layout.
+#[derive(Clone, Copy)]
+struct Case {
+    variant: &'static str,
+    layout: &'static str,
+}
+
+const MBR: Case = Case {
+    variant: "esxi40",
+    layout: "vcritical-64mb",
+};
+const GPT: Case = Case {
+    variant: "gpt",
+    layout: "gpt-minimal",
+};
+
+fn write_cmd(case: Case, source: &Path, target: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_esxstick"));
     cmd.args([
         "write",
@@ -22,7 +38,7 @@ fn write_cmd(source: &Path, target: &str) -> Command {
         "--size",
         SIZE,
         "--layout",
-        LAYOUT,
+        case.layout,
     ])
     .args(["--yes", "--quiet", "--json"])
     .env("RUST_BACKTRACE", "1")
@@ -40,16 +56,27 @@ fn has_mbr_signature(target: &str) -> bool {
     sector[510..] == [0x55, 0xaa]
 }
 
+/// Whether sfdisk finds a partition table (of any kind) on `target`.
+fn sfdisk_reads_a_table(target: &str) -> bool {
+    Command::new("sfdisk")
+        .args(["--json", target])
+        .stderr(Stdio::null())
+        .output()
+        .expect("oracle sfdisk cannot run: run scripts/test, which installs it")
+        .status
+        .success()
+}
+
 /// The invariant: no valid table, or a stick that verifies in full.
-fn assert_never_half_valid(source: &Path, target: &str, what: &str) {
-    if has_mbr_signature(target) {
+fn assert_never_half_valid(case: Case, source: &Path, target: &str, what: &str) {
+    if has_mbr_signature(target) || sfdisk_reads_a_table(target) {
         let out = esxstick(&[
             "verify",
             target,
             "--against",
             source.to_str().unwrap(),
             "--layout",
-            LAYOUT,
+            case.layout,
         ]);
         assert!(
             out.status.success(),
@@ -59,8 +86,8 @@ fn assert_never_half_valid(source: &Path, target: &str, what: &str) {
     }
 }
 
-fn rerun_succeeds(source: &Path, target: &str, what: &str) {
-    let out = write_cmd(source, target).output().unwrap();
+fn rerun_succeeds(case: Case, source: &Path, target: &str, what: &str) {
+    let out = write_cmd(case, source, target).output().unwrap();
     assert!(
         out.status.success(),
         "{what}: the rerun failed: {}",
@@ -74,8 +101,8 @@ fn rerun_succeeds(source: &Path, target: &str, what: &str) {
 }
 
 /// The fault points of a full write: (writes, syncs).
-fn fault_points(source: &Path, target: &str) -> (u64, u64) {
-    let out = write_cmd(source, target)
+fn fault_points(case: Case, source: &Path, target: &str) -> (u64, u64) {
+    let out = write_cmd(case, source, target)
         .env("ESXSTICK_FAULT", "count")
         .output()
         .unwrap();
@@ -96,22 +123,28 @@ fn fault_points(source: &Path, target: &str) -> (u64, u64) {
 
 #[test]
 fn a_failing_write_or_fsync_never_leaves_a_half_valid_stick() {
-    let source = fixture("esxi40");
-    let dir = scratch("faults-sweep");
+    sweep(MBR, 173);
+}
+
+#[test]
+fn a_failing_write_or_fsync_never_leaves_a_half_valid_gpt_stick() {
+    sweep(GPT, 347);
+}
+
+/// Fails, one run each, every write outside the bulk of file data and
+/// every `step`-th inside it, with errors of both kinds; short writes at
+/// the edges and the middle; every fsync.
+fn sweep(case: Case, step: usize) {
+    let source = fixture(case.variant);
+    let dir = scratch(&format!("faults-sweep-{}", case.variant));
     let target = dir.join("stick.img");
     sparse(&target, 65_273_856);
     let t = target.to_str().unwrap();
-    let (writes, syncs) = fault_points(&source, t);
-    assert!(
-        writes > 1000 && syncs >= 3,
-        "{writes} writes, {syncs} syncs"
-    );
-
-    // Every write outside the bulk of file data, and a sample inside it;
-    // every fsync; errors of both kinds and short writes.
+    let (writes, syncs) = fault_points(case, &source, t);
+    assert!(writes >= 10 && syncs >= 3, "{writes} writes, {syncs} syncs");
     let mut points: Vec<(String, String)> = Vec::new();
-    let edges = (1..=40).chain(writes.saturating_sub(40)..=writes);
-    for n in edges.chain((41..writes.saturating_sub(40)).step_by(173)) {
+    let edges = (1..=writes.min(40)).chain(writes.saturating_sub(40).max(41)..=writes);
+    for n in edges.chain((41..writes.saturating_sub(40)).step_by(step)) {
         let how = if n % 3 == 0 { "enospc" } else { "eio" };
         points.push(("write".into(), format!("{n}:{how}")));
     }
@@ -121,17 +154,21 @@ fn a_failing_write_or_fsync_never_leaves_a_half_valid_stick() {
     for n in 1..=syncs {
         points.push(("sync".into(), format!("{n}:eio")));
     }
-    let mut failed_cleanly = 0;
+    let mut kept_going = Vec::new();
     for (i, (kind, spec)) in points.iter().enumerate() {
         let what = format!("{kind}:{spec}");
-        let out = write_cmd(&source, t)
+        let out = write_cmd(case, &source, t)
             .env("ESXSTICK_FAULT", &what)
             .output()
             .unwrap();
         let err = stderr(&out);
         assert!(!err.contains("panicked"), "{what}: {err}");
-        if !out.status.success() {
-            failed_cleanly += 1;
+        if out.status.success() {
+            // A short write is retried; an error must stop the write.
+            if !spec.ends_with("short") {
+                kept_going.push(what.clone());
+            }
+        } else {
             assert_eq!(
                 err.trim_end().lines().count(),
                 1,
@@ -139,36 +176,48 @@ fn a_failing_write_or_fsync_never_leaves_a_half_valid_stick() {
             );
             assert!(err.starts_with("esxstick: "), "{what}: {err}");
         }
-        assert_never_half_valid(&source, t, &what);
+        assert_never_half_valid(case, &source, t, &what);
         if i % 10 == 0 {
-            rerun_succeeds(&source, t, &what);
+            rerun_succeeds(case, &source, t, &what);
         }
     }
     assert!(
-        failed_cleanly * 10 >= points.len() * 8,
-        "most injected faults must fail the write"
+        kept_going.is_empty(),
+        "injected errors that did not stop the write: {kept_going:?}"
     );
-    rerun_succeeds(&source, t, "after the sweep");
+    rerun_succeeds(case, &source, t, "after the sweep");
     eprintln!(
-        "swept {} fault points over {writes} writes and {syncs} syncs",
+        "{}: swept {} fault points over {writes} writes and {syncs} syncs",
+        case.layout,
         points.len()
     );
 }
 
 #[test]
 fn killing_a_write_at_any_moment_never_leaves_a_half_valid_stick() {
-    let source = fixture("esxi40");
-    let dir = scratch("faults-kill");
+    kill_at_any_moment(MBR);
+}
+
+#[test]
+fn killing_a_gpt_write_at_any_moment_never_leaves_a_half_valid_stick() {
+    kill_at_any_moment(GPT);
+}
+
+/// SIGKILLs a write to a loop device at 24 moments spread over a whole
+/// write's duration.
+fn kill_at_any_moment(case: Case) {
+    let source = fixture(case.variant);
+    let dir = scratch(&format!("faults-kill-{}", case.variant));
     let backing = dir.join("disk.img");
     sparse(&backing, 65_273_856);
     let lo = Loop::attach(&backing);
     let started = Instant::now();
-    rerun_succeeds(&source, &lo.0, "first write");
+    rerun_succeeds(case, &source, &lo.0, "first write");
     let duration = started.elapsed();
     let points = 24;
     for i in 0..points {
         let at = duration.mul_f64(f64::from(i) / f64::from(points));
-        let mut child = write_cmd(&source, &lo.0)
+        let mut child = write_cmd(case, &source, &lo.0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -176,9 +225,9 @@ fn killing_a_write_at_any_moment_never_leaves_a_half_valid_stick() {
         std::thread::sleep(at);
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
-        assert_never_half_valid(&source, &lo.0, &format!("killed after {at:?}"));
+        assert_never_half_valid(case, &source, &lo.0, &format!("killed after {at:?}"));
     }
-    rerun_succeeds(&source, &lo.0, "after the kills");
+    rerun_succeeds(case, &source, &lo.0, "after the kills");
 }
 
 #[test]
@@ -188,7 +237,7 @@ fn a_target_that_disappears_ends_cleanly() {
     let backing = dir.join("disk.img");
     sparse(&backing, 65_273_856);
     let lo = Loop::attach(&backing);
-    let child = write_cmd(&source, &lo.0)
+    let child = write_cmd(MBR, &source, &lo.0)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -290,6 +290,91 @@ proptest! {
     }
 }
 
+/// A partition as sfdisk reads it: number, start, sectors, type,
+/// legacy-BIOS-bootable.
+type Entry = (u32, u64, u64, String, bool);
+
+/// sfdisk's reading of the partition table on `path`, in sfdisk's order,
+/// and whether it had to fall back on the backup GPT.
+fn sfdisk_entries(path: &std::path::Path) -> (Vec<Entry>, bool) {
+    let name = path.to_str().unwrap();
+    let out = std::process::Command::new("sfdisk")
+        .args(["--json", name])
+        .output()
+        .expect("oracle sfdisk cannot run: run scripts/test, which installs it");
+    assert!(
+        out.status.success(),
+        "sfdisk: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("sfdisk --json");
+    let entries = json["partitiontable"]["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .map(|p| {
+            let node = p["node"].as_str().unwrap();
+            (
+                node.strip_prefix(name).unwrap().parse().unwrap(),
+                p["start"].as_u64().unwrap(),
+                p["size"].as_u64().unwrap(),
+                p["type"].as_str().unwrap().to_string(),
+                p["attrs"]
+                    .as_str()
+                    .is_some_and(|a| a.contains("LegacyBIOSBootable")),
+            )
+        })
+        .collect();
+    let backup = String::from_utf8_lossy(&out.stderr).contains("backup");
+    (entries, backup)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(40))]
+
+    /// GPT plans → table bytes (as write serialises them) → a sparse disk
+    /// → sfdisk reads every entry as planned (number, start, size, type,
+    /// legacy-BIOS-bootable) from the primary header, and again from the
+    /// backup header and entries once the primary ones are zeroed.
+    #[test]
+    fn planned_gpt_tables_round_trip_through_sfdisk(
+        files in proptest::collection::vec(1u64..20_000_000, 1..6),
+        target_mib in 48u64..2_500,
+        extra_sectors in 0u64..2048,
+    ) {
+        let layout = Layout::load("gpt-minimal").unwrap();
+        let payload = payload(Scheme::Gpt, 500, files);
+        let Ok(plan) = plan::plan(&payload, &layout, target_mib * 2048 + extra_sectors) else {
+            return Ok(());
+        };
+        let path = std::env::temp_dir().join(format!("esxstick-gpt-roundtrip-{}.img", std::process::id()));
+        let disk = std::fs::File::create(&path).unwrap();
+        disk.set_len(plan.target_sectors * 512).unwrap();
+        let code: Vec<u8> = (0..440).map(|i| i as u8).collect();
+        use std::os::unix::fs::FileExt;
+        for (at, bytes) in plan.table_sectors(&code).unwrap() {
+            disk.write_all_at(&bytes, at).unwrap();
+        }
+        let mut want: Vec<_> = plan
+            .partitions
+            .iter()
+            .map(|p| (p.entry, p.start, p.sectors, p.kind.to_uppercase(), p.active))
+            .collect();
+        want.sort();
+        let (mut primary, used_backup) = sfdisk_entries(&path);
+        primary.sort();
+        prop_assert!(!used_backup);
+        prop_assert_eq!(&primary, &want);
+        // The primary header and entries gone: sfdisk reads the backup.
+        disk.write_all_at(&vec![0; 33 * 512], 512).unwrap();
+        let (mut backup, used_backup) = sfdisk_entries(&path);
+        let _ = std::fs::remove_file(&path);
+        backup.sort();
+        prop_assert!(used_backup, "sfdisk did not need the backup");
+        prop_assert_eq!(&backup, &want);
+    }
+}
+
 /// Found by the `layout` fuzz target: the smallest target
 /// `min_target_sectors` named could not be planned, because a bank one
 /// or two sectors larger than the payload's minimum held one cluster

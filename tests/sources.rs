@@ -279,3 +279,75 @@ fn an_existing_stick_is_a_source_too() {
         "bank files differ"
     );
 }
+
+/// A number from `minfo`'s report, after `key`.
+fn minfo_number(report: &str, key: &str) -> u64 {
+    report
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("minfo reports no {key:?}:\n{report}"))
+}
+
+/// Bytes from the start of `image` to the end of the last cluster that
+/// any file of the FAT volume at `lba` occupies, by minfo (the layout)
+/// and mshowfat (each file's clusters).
+fn files_end_by_mtools(image: &Path, lba: u64, dir: &Path) -> u64 {
+    let vol = mtools_image(image, lba);
+    let info = stdout(&oracle("minfo", &["-i", &vol, "::"]));
+    let first_data = minfo_number(&info, "reserved (boot) sectors:")
+        + minfo_number(&info, "fats:") * minfo_number(&info, "sectors per fat:")
+        + minfo_number(&info, "max available root directory slots:") * 32 / 512;
+    let per_cluster = minfo_number(&info, "cluster size:");
+    mcopy_all(image, lba, dir);
+    let last_cluster = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .map(|name| {
+            let chains = stdout(&oracle("mshowfat", &["-i", &vol, &format!("::/{name}")]));
+            // "::/sys.vgz <502-10503> <10600-10700>": the last number.
+            chains
+                .rsplit(|c: char| !c.is_ascii_digit())
+                .find_map(|n| n.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("mshowfat: {chains}"))
+        })
+        .max()
+        .expect("files in the bank");
+    (lba + first_data + (last_cluster - 1) * per_cluster) * 512
+}
+
+/// The MiB of image that a stream source says it read.
+fn mib_read(err: &str) -> f64 {
+    err.split("read ")
+        .nth(1)
+        .and_then(|rest| rest.split(" MiB").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no `read N MiB` in: {err}"))
+}
+
+#[test]
+fn a_stream_is_read_only_to_the_last_cluster_the_stick_needs() {
+    // Bank 6 is active: its files lie at its start, 200 MiB of empty
+    // bank follow them, then the store. Only the files are needed.
+    let source = fixture("alt-active-zst");
+    let dir = scratch("sources-last-byte");
+    let raw = raw_image("alt-active-zst", &source, &dir);
+    let files = dir.join("files");
+    fs::create_dir(&files).unwrap();
+    let end = files_end_by_mtools(&raw, sfdisk_start(&raw, 6), &files);
+    let out = esxstick(&[
+        "extract",
+        source.to_str().unwrap(),
+        dir.join("x").to_str().unwrap(),
+    ]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let read = mib_read(&err) * 1_048_576.0;
+    let end = end as f64;
+    assert!(
+        read >= end && read <= end + 1_048_576.0 + 52_429.0,
+        "read {read} bytes, the files end at {end}: {err}"
+    );
+    fs::remove_file(&raw).unwrap();
+}

@@ -3,11 +3,14 @@
 //! to the source's, QEMU boots the stick (and not a broken one); damage is
 //! caught and named; unsafe targets are refused without a byte written.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 
 use crate::common::*;
+use esxstick::progress::{Observer, Phase};
 use serde_json::Value;
 
 const VCRITICAL_BYTES: &str = "65273856";
@@ -345,6 +348,13 @@ fn gpt_backup_lies_at_the_end_of_a_larger_target() {
 fn damage_to_the_backup_gpt_is_caught() {
     let (stick, _) = write_stick("damage", "gpt", "gpt-minimal", "64M");
     let source = fixture("gpt");
+    let intact = esxstick(&["verify", stick.to_str().unwrap()]);
+    assert!(intact.status.success(), "{}", stdout(&intact));
+    assert!(
+        stdout(&intact).contains("backup GPT equal to the primary"),
+        "the self-check looks at the backup: {}",
+        stdout(&intact)
+    );
     let end = fs::metadata(&stick).unwrap().len();
     // The backup entry array (partition 1's type GUID), then the backup
     // header (its own sector number) in the last sector.
@@ -360,6 +370,10 @@ fn damage_to_the_backup_gpt_is_caught() {
         ]);
         assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
         assert_eq!(failed_items(&out), ["partition table"], "{name}");
+        // The self-check, without the source, finds it too.
+        let alone = esxstick(&["verify", bad.to_str().unwrap(), "--json"]);
+        assert_eq!(alone.status.code(), Some(1), "{name}: {}", stderr(&alone));
+        assert_eq!(failed_items(&alone), ["partition table"], "{name}");
         let sfdisk = oracle("sfdisk", &["--verify", bad.to_str().unwrap()]);
         assert!(
             stderr(&sfdisk).contains("backup GPT table is corrupt"),
@@ -594,4 +608,120 @@ fn unsafe_targets_are_refused_and_left_untouched() {
     );
     assert_refused(&esxstick(&["write", src, &lo.0, "--yes"]), "does not fit");
     assert_eq!(digest(Path::new(&lo.0)), before);
+}
+
+/// Records, per phase, the total announced and the bytes advanced.
+#[derive(Default)]
+struct Tally(Mutex<BTreeMap<&'static str, (u64, u64)>>);
+
+impl Observer for Tally {
+    fn started(&self, phase: Phase, total: u64) {
+        self.0.lock().unwrap().entry(phase.name()).or_default().0 += total;
+    }
+    fn advanced(&self, phase: Phase, bytes: u64) {
+        self.0.lock().unwrap().entry(phase.name()).or_default().1 += bytes;
+    }
+    fn finished(&self, _: Phase) {}
+    fn message(&self, _: &str) {}
+}
+
+/// Bytes of partition table on `stick` as sfdisk reads it: for GPT, the
+/// protective MBR, header and entries up to the first usable LBA, and the
+/// backup entries and header after the last; for MBR, the MBR and one
+/// EBR per logical partition.
+fn table_bytes_by_sfdisk(stick: &Path) -> u64 {
+    let name = stick.to_str().unwrap();
+    let sf: Value = serde_json::from_slice(&oracle("sfdisk", &["--json", name]).stdout).unwrap();
+    let t = &sf["partitiontable"];
+    let sectors = if t["label"] == "gpt" {
+        let total = fs::metadata(stick).unwrap().len() / 512;
+        let (first, last) = (
+            t["firstlba"].as_u64().unwrap(),
+            t["lastlba"].as_u64().unwrap(),
+        );
+        first + (total - 1 - last)
+    } else {
+        let logical = t["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["node"].as_str()?.strip_prefix(name)?.parse::<u32>().ok())
+            .filter(|&n| n >= 5)
+            .count() as u64;
+        1 + logical
+    };
+    sectors * 512
+}
+
+#[test]
+fn the_tables_bar_counts_every_table_byte() {
+    use esxstick::plan::{layout::Layout, Payload};
+    for (variant, layout) in [
+        ("gpt", "gpt-minimal"),
+        ("esxi40", "vcritical-64mb"),
+        ("esxi40", "dual-bank"),
+    ] {
+        let dir = scratch(&format!("write-tally-{variant}-{layout}"));
+        let stick = dir.join("stick.img");
+        sparse(&stick, 134_217_728);
+        let tally = Arc::new(Tally::default());
+        let (source, inv) =
+            esxstick::esxi::open(&fixture(variant), None, true, tally.clone()).unwrap();
+        let payload = Payload::from_inventory(&inv).unwrap();
+        let plan = esxstick::plan::plan(&payload, &Layout::load(layout).unwrap(), 262_144).unwrap();
+        let mut target =
+            esxstick::stick::device::Target::open(&stick, &plan, &source, false).unwrap();
+        esxstick::stick::burn::burn(&source, &inv, &plan, &mut target, &*tally, false, false)
+            .unwrap();
+        let (total, advanced) = tally.0.lock().unwrap()["tables"];
+        let want = table_bytes_by_sfdisk(&stick);
+        assert_eq!((total, advanced), (want, want), "{variant} {layout}");
+    }
+}
+
+#[test]
+fn a_64mb_write_makes_few_large_writes() {
+    let source = fixture("esxi40");
+    let dir = scratch("write-calls");
+    let stick = dir.join("stick.img");
+    let trace = dir.join("strace.txt");
+    let out = std::process::Command::new("strace")
+        .args(["-f", "-e", "trace=pwrite64,pwritev,pwritev2", "-o"])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_esxstick"))
+        .args(["write", source.to_str().unwrap(), stick.to_str().unwrap()])
+        .args([
+            "--size",
+            VCRITICAL_BYTES,
+            "--layout",
+            "vcritical-64mb",
+            "--json",
+        ])
+        .output()
+        .expect("oracle strace cannot run: run scripts/test, which installs it");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let planned = report["write"]["plan_write_bytes"].as_u64().unwrap();
+    // "pwrite64(3, ..., 4194304, 1638400) = 4194304": the bytes written.
+    let sizes: Vec<u64> = fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("pwrite"))
+        .filter_map(|l| l.rsplit("= ").next()?.trim().parse().ok())
+        .collect();
+    let total: u64 = sizes.iter().sum();
+    let large: u64 = sizes.iter().filter(|&&n| n >= 1 << 20).sum();
+    eprintln!(
+        "{} write calls, {total} bytes ({large} in writes of 1 MiB or more), plan {planned}",
+        sizes.len()
+    );
+    assert!(sizes.len() <= 1000, "{} write calls", sizes.len());
+    assert!(
+        large * 10 >= total * 9,
+        "{large} of {total} bytes in writes of 1 MiB or more"
+    );
+    assert!(
+        total <= planned,
+        "wrote {total}, the plan's minimum is {planned}"
+    );
 }

@@ -1,5 +1,5 @@
 //! The gzip check that `verify::self_check` runs on every module:
-//! `verify::GzipCheck`, written to in pieces the way `Volume::copy_file`
+//! `esxi::modules::GzipCheck`, written to in pieces the way `Volume::copy_file`
 //! hands a file over, then `finish` (every member's CRC-32 and length,
 //! a complete stream). The first input byte picks the piece size, so
 //! writes split members and headers anywhere.
@@ -7,7 +7,7 @@
 
 use std::io::Write;
 
-use esxstick::stick::verify::GzipCheck;
+use esxstick::esxi::modules::GzipCheck;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -60,11 +60,14 @@ pub struct ConfigArgs {
 #[derive(Subcommand)]
 pub enum Command {
     /// Show what an ESXi image holds: partitions, bootbanks, the active
-    /// bank and why, its modules, and the smallest stick that fits.
+    /// bank and why, its modules (each checked: a gzip module must be
+    /// complete, with correct CRC-32 and length), and the smallest stick
+    /// that fits.
     ///
     /// Reads the image in place (nothing is mounted or written). Exits 2
     /// when the image is unusable, including when boot.cfg names a module
-    /// the bank lacks (the report is still printed).
+    /// the bank lacks or a module is damaged (the report is still
+    /// printed).
     Inspect {
         /// ESXi disk image (VMware-VMvisor-big-*.dd), compressed or not
         /// (gzip, bzip2, xz, zstd), an installer ISO that carries one, or a
@@ -74,6 +77,11 @@ pub enum Command {
         /// documented in README.md).
         #[arg(long)]
         json: bool,
+        /// Skip reading every module through to check its gzip stream
+        /// (CRC-32 and length); a damaged module is otherwise reported and
+        /// makes inspect exit 2.
+        #[arg(long)]
+        no_module_check: bool,
         #[command(flatten)]
         image: ImageArgs,
     },
@@ -179,6 +187,11 @@ pub enum Command {
         /// Skip reading the stick back to verify it.
         #[arg(long)]
         no_verify: bool,
+        /// Skip the check of every module's gzip stream (CRC-32 and
+        /// length, on a second core while it is copied) that otherwise
+        /// stops the write, before the table, at a damaged module.
+        #[arg(long)]
+        no_module_check: bool,
         /// No progress bars.
         #[arg(long, short)]
         quiet: bool,
@@ -201,37 +214,7 @@ pub enum Command {
     /// A stick written with --state or --oem is verified against the same
     /// files.
     #[command(group(ArgGroup::new("given").args(["state", "oem"]).multiple(true).requires("against")))]
-    Verify {
-        /// The stick: a block device or image file.
-        target: PathBuf,
-        /// The ESXi image the stick was written from.
-        #[arg(long, value_name = "SOURCE")]
-        against: Option<PathBuf>,
-        /// The layout the stick was written with (default: recognised
-        /// from the stick's table among the built-in layouts).
-        #[arg(long, value_name = "NAME|FILE", requires = "against")]
-        layout: Option<String>,
-        /// The --size the stick was written with (default: found from
-        /// the stick's table, which ends where the written size does).
-        #[arg(
-            long,
-            value_name = "SIZE",
-            requires = "against",
-            allow_hyphen_values = true
-        )]
-        size: Option<String>,
-        /// The stick was written with --new-uuids: its banks' UUIDs are
-        /// checked to be fresh ones, not the source's.
-        #[arg(long, requires = "against")]
-        new_uuids: bool,
-        #[command(flatten)]
-        image: ImageArgs,
-        #[command(flatten)]
-        config: ConfigArgs,
-        /// Print the report as JSON (schema "esxstick.verify/1").
-        #[arg(long)]
-        json: bool,
-    },
+    Verify(VerifyArgs),
     /// Save the host's configuration (the bank's state.tgz) into DIR as a
     /// configuration bundle in VMware's format.
     ///
@@ -272,13 +255,47 @@ impl Command {
             Command::Inspect { json, .. }
             | Command::Plan { json, .. }
             | Command::Write { json, .. }
-            | Command::Verify { json, .. }
             | Command::Layouts { json } => *json,
+            Command::Verify(args) => args.json,
             Command::Backup(args) => args.json,
             Command::Update(args) => args.json,
             Command::Extract { .. } => false,
         }
     }
+}
+
+/// `verify`'s arguments (see [`Command::Verify`]).
+#[derive(clap::Args)]
+pub struct VerifyArgs {
+    /// The stick: a block device or image file.
+    pub target: PathBuf,
+    /// The ESXi image the stick was written from.
+    #[arg(long, value_name = "SOURCE")]
+    pub against: Option<PathBuf>,
+    /// The layout the stick was written with (default: recognised
+    /// from the stick's table among the built-in layouts).
+    #[arg(long, value_name = "NAME|FILE", requires = "against")]
+    pub layout: Option<String>,
+    /// The --size the stick was written with (default: found from
+    /// the stick's table, which ends where the written size does).
+    #[arg(
+        long,
+        value_name = "SIZE",
+        requires = "against",
+        allow_hyphen_values = true
+    )]
+    pub size: Option<String>,
+    /// The stick was written with --new-uuids: its banks' UUIDs are
+    /// checked to be fresh ones, not the source's.
+    #[arg(long, requires = "against")]
+    pub new_uuids: bool,
+    #[command(flatten)]
+    pub image: ImageArgs,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Print the report as JSON (schema "esxstick.verify/1").
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `backup`'s arguments (see [`Command::Backup`]).

@@ -31,7 +31,7 @@ use esxstick::stick::verify::{self, VerifyReport};
 use esxstick::Error;
 use serde::Serialize;
 
-use args::{BackupArgs, Cli, Command, ConfigArgs, ImageArgs, UpdateArgs};
+use args::{BackupArgs, Cli, Command, ConfigArgs, ImageArgs, UpdateArgs, VerifyArgs};
 use progress::Bars;
 use render::{emit, to_json};
 
@@ -142,8 +142,9 @@ fn run(command: Command) -> Result<(), Error> {
         Command::Inspect {
             source,
             json,
+            no_module_check,
             image,
-        } => inspect(&source, json, &image),
+        } => inspect(&source, json, !no_module_check, &image),
         Command::Extract {
             source,
             dir,
@@ -179,6 +180,7 @@ fn run(command: Command) -> Result<(), Error> {
             yes,
             force,
             no_verify,
+            no_module_check,
             quiet,
             json,
         } => {
@@ -187,28 +189,13 @@ fn run(command: Command) -> Result<(), Error> {
                 force,
                 made: config.made(new_uuids),
                 verify: !no_verify,
+                check_modules: !no_module_check,
                 bars: !quiet && !json && tty(),
                 json,
             };
             write(&source, &target, layout.as_deref(), size, &image, &options)
         }
-        Command::Verify {
-            target,
-            against,
-            layout,
-            size,
-            new_uuids,
-            config,
-            image,
-            json,
-        } => {
-            let plan = StickPlan {
-                layout: layout.as_deref(),
-                size,
-                made: config.made(new_uuids),
-            };
-            verify(&target, against.as_deref(), plan, &image, json)
-        }
+        Command::Verify(args) => run_verify(args),
         Command::Backup(args) => backup(&args),
         Command::Update(args) => update(&args),
         Command::Layouts { json } => {
@@ -216,6 +203,22 @@ fn run(command: Command) -> Result<(), Error> {
             Ok(())
         }
     }
+}
+
+/// `verify`, from its arguments.
+fn run_verify(args: VerifyArgs) -> Result<(), Error> {
+    let plan = StickPlan {
+        layout: args.layout.as_deref(),
+        size: args.size,
+        made: args.config.made(args.new_uuids),
+    };
+    verify(
+        &args.target,
+        args.against.as_deref(),
+        plan,
+        &args.image,
+        args.json,
+    )
 }
 
 /// `inspect --json`: the inventory plus the smallest target that fits.
@@ -231,9 +234,9 @@ struct InspectReport<'a> {
     error: Option<render::JsonError<'a>>,
 }
 
-fn inspect(path: &Path, json: bool, image: &ImageArgs) -> Result<(), Error> {
+fn inspect(path: &Path, json: bool, check_modules: bool, image: &ImageArgs) -> Result<(), Error> {
     let bars = Arc::new(Bars::new(!json && tty()));
-    let (source, inv, refusal) = match image.read(path, &bars) {
+    let (source, mut inv, refusal) = match image.read(path, &bars) {
         Ok((source, inv)) => (source, inv, None),
         // The bank asked for cannot be used: the report of the image
         // (with its own active bank) says why, then the refusal.
@@ -250,6 +253,9 @@ fn inspect(path: &Path, json: bool, image: &ImageArgs) -> Result<(), Error> {
         Err(e) => return Err(e),
     };
     let smallest = choose::smallest_target(&inv);
+    if check_modules {
+        esxi::modules::check(&source, &mut inv)?;
+    }
     let outcome = match refusal {
         Some(e) => Err(e),
         None => inv.check_complete(),
@@ -344,6 +350,7 @@ struct WriteOptions {
     force: bool,
     made: Made,
     verify: bool,
+    check_modules: bool,
     bars: bool,
     json: bool,
 }
@@ -401,8 +408,16 @@ fn write(
     if ask {
         interrupt::at_once_during(|| confirm::confirm(&target))?;
     }
-    let outcome = burn::burn(&source, &inv, &plan, &mut target, &*bars, options.verify)
-        .inspect_err(|_| bars.clear())?;
+    let outcome = burn::burn(
+        &source,
+        &inv,
+        &plan,
+        &mut target,
+        &*bars,
+        options.verify,
+        options.check_modules,
+    )
+    .inspect_err(|_| bars.clear())?;
     if options.json {
         emit(&to_json(&outcome));
     } else {

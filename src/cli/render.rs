@@ -292,13 +292,19 @@ fn banks(out: &mut String, inv: &Inventory) {
 fn files(out: &mut String, inv: &Inventory, smallest: Option<&SmallestTarget>) {
     line!(out, "\nFiles of bank {}:", inv.active_bank.partition);
     for m in &inv.modules {
+        let state = match (&m.check, m.present) {
+            (_, false) => "MISSING".to_string(),
+            (None, true) => "present".to_string(),
+            (Some(c), true) if c.ok && c.gzip => "present, gzip intact".to_string(),
+            (Some(c), true) if c.ok => "present, not gzip".to_string(),
+            (Some(_), true) => "DAMAGED".to_string(),
+        };
         line!(
             out,
-            "  {:<7} {:<16} {:>14}  {}",
+            "  {:<7} {:<16} {:>14}  {state}",
             m.role,
             m.name,
             m.bytes.map(group).unwrap_or_default(),
-            if m.present { "present" } else { "MISSING" }
         );
     }
     let present = inv.modules.iter().filter(|m| m.present).count();

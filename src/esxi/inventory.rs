@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::error::{bank_statuses, Error, FatProblem, NoBankReason, NotEsxiReason, Result};
 use crate::esxi::banks::{self, Exclusion};
 use crate::esxi::bootcfg::{self, BootCfg};
+use crate::esxi::modules::ModuleCheck;
 use crate::image::source::{Source, SourceKind, SECTOR};
 use crate::image::stream::Origin;
 use crate::ondisk::bpb::BootSector;
@@ -157,6 +158,16 @@ pub struct Module {
     pub bytes: Option<u64>,
     /// Whether the bank holds the file.
     pub present: bool,
+    /// Whether the module is intact (see [`crate::esxi::modules`]); `null` when not
+    /// checked.
+    pub check: Option<ModuleCheck>,
+}
+
+impl Module {
+    /// Whether this is the kernel or a module (not boot.cfg).
+    pub fn is_module(&self) -> bool {
+        self.role != "config"
+    }
 }
 
 /// Everything esxstick knows about an ESXi image.
@@ -201,12 +212,18 @@ impl Inventory {
     }
 
     /// Bytes from the start of the image that cover everything a stick
-    /// is made from: the boot partition and the active bank.
+    /// is made from: the boot partition's used extent and the active
+    /// bank's files (up to the end of the last cluster any of them owns;
+    /// the bank's FAT and directories, before its data, are read by then).
+    /// A partition without a readable volume counts whole.
     pub fn needed_bytes(&self) -> u64 {
-        let bank_end = self
-            .partition(self.active_bank.partition)
-            .map_or(0, |p| p.partition.end() + 1);
-        let boot_end = self.boot.start + self.boot.sectors;
+        let bank_end = self.partition(self.active_bank.partition).map_or(0, |p| {
+            let used =
+                p.fs.as_ref()
+                    .map_or(p.partition.sectors, |fs| fs.data_end_sectors);
+            p.partition.start + used.min(p.partition.sectors)
+        });
+        let boot_end = self.boot.start + self.boot.used_sectors;
         boot_end.max(bank_end) * SECTOR
     }
 
@@ -222,8 +239,9 @@ impl Inventory {
             .ok_or_else(|| no_bank(NoBankReason::PartitionMissing { partition }))
     }
 
-    /// Fails when the active boot.cfg names files the bank lacks: such a
-    /// bank cannot boot, so nothing may be made from it.
+    /// Fails when the active boot.cfg names files the bank lacks, or a
+    /// module checked with [`crate::esxi::modules::check`] is damaged: such a bank
+    /// cannot boot, so nothing may be made from it.
     pub fn check_complete(&self) -> Result<()> {
         let missing: Vec<String> = self
             .modules
@@ -231,13 +249,24 @@ impl Inventory {
             .filter(|m| !m.present)
             .map(|m| m.name.clone())
             .collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::MissingModules {
-                partition: self.active_bank.partition,
+        let partition = self.active_bank.partition;
+        if !missing.is_empty() {
+            return Err(Error::MissingModules {
+                partition,
                 names: missing,
-            })
+            });
+        }
+        let damaged = self
+            .modules
+            .iter()
+            .find_map(|m| m.check.as_ref().filter(|c| !c.ok).map(|c| (m, c)));
+        match damaged {
+            Some((m, c)) => Err(Error::DamagedModule {
+                partition,
+                name: m.name.clone(),
+                problem: c.detail.clone(),
+            }),
+            None => Ok(()),
         }
     }
 }
@@ -263,6 +292,7 @@ pub fn read(source: &Source, bank: Option<u32>) -> Result<Inventory> {
         role: "config",
         bytes: cfg_file.as_ref().map(|f| f.bytes),
         present: cfg_file.is_some(),
+        check: None,
     });
     if let Some(cfg) = banks
         .iter()
@@ -276,6 +306,7 @@ pub fn read(source: &Source, bank: Option<u32>) -> Result<Inventory> {
                 role: if i == 0 { "kernel" } else { "module" },
                 bytes: file.as_ref().map(|f| f.bytes),
                 present: file.is_some(),
+                check: None,
             });
         }
     }

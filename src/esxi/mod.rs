@@ -10,6 +10,7 @@ pub mod bootcfg;
 pub mod config;
 pub mod extract;
 pub mod inventory;
+pub mod modules;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -5,6 +5,8 @@ use std::io::{self, BufRead, Read};
 
 use serde::Serialize;
 
+use crate::image::bz2par::ParallelBz2;
+
 /// A compression format esxstick can read an image from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -42,14 +44,15 @@ impl Compression {
     }
 
     /// A reader of the decompressed bytes of `input`. Concatenated
-    /// streams (pigz, pbzip2, xz -T, zstd -T) are read as one.
+    /// streams (pigz, pbzip2, xz -T, zstd -T) are read as one. bzip2 is
+    /// decoded on every core ([`ParallelBz2`]).
     pub fn decoder<R: BufRead + Send + 'static>(
         self,
         input: R,
     ) -> io::Result<Box<dyn Read + Send>> {
         Ok(match self {
             Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
-            Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(input)),
+            Compression::Bzip2 => Box::new(ParallelBz2::new(input)),
             Compression::Xz => Box::new(xz2::bufread::XzDecoder::new_multi_decoder(input)),
             Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input)?),
         })

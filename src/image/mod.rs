@@ -6,6 +6,7 @@
 //! A new source format goes here: teach [`source::Source::open_with`] to
 //! recognise it by its bytes and hand back a readable image.
 
+pub mod bz2par;
 pub mod compress;
 pub mod iso;
 pub mod source;

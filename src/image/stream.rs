@@ -373,7 +373,10 @@ impl Stream {
             }
         };
         let data = buf.get(..n).unwrap_or_default();
-        md5.update(data);
+        // Hashed only when there is an MD5 to compare with.
+        if self.origin.expected_md5.is_some() {
+            md5.update(data);
+        }
         let at = self.done.load(Ordering::Acquire);
         let keep = self.keep.load(Ordering::Acquire);
         if at < keep {
@@ -416,7 +419,7 @@ impl State {
 }
 
 /// Reads until `buf` is full or the stream ends; the bytes read.
-fn fill(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn fill(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match reader.read(&mut buf[n..]) {

@@ -37,6 +37,9 @@ pub struct FsInfo {
     pub used_bytes: u64,
     /// Bytes in free clusters.
     pub free_bytes: u64,
+    /// Sectors from the volume's start to the end of the last cluster a
+    /// file or directory owns: a copy of every file reads nothing past it.
+    pub data_end_sectors: u64,
 }
 
 /// A file found in a FAT volume.
@@ -118,6 +121,7 @@ impl<'a> Volume<'a> {
             clusters,
             used_bytes: used * cluster,
             free_bytes: free * cluster,
+            data_end_sectors: self.scan.data_end_sectors,
         })
     }
 

@@ -45,6 +45,10 @@ pub struct Scan {
     pub free_clusters: u32,
     /// Clusters marked bad.
     pub bad_clusters: u32,
+    /// Sectors from the volume's start to the end of the last cluster
+    /// that a file or directory owns (the first data sector when none
+    /// does): everything a copy of the files reads lies before it.
+    pub data_end_sectors: u64,
 }
 
 impl Scan {
@@ -120,6 +124,9 @@ pub fn scan(source: &Source, start: u64, sectors: u64) -> Result<Scan> {
     source.read_at(root_start * SECTOR, &mut root, "the root directory")?;
     checker.directory(&root, "", 0)?;
     checker.lost_clusters();
+    let last_owned = checker.owner.iter().rposition(|&owned| owned);
+    out.data_end_sectors = bs.first_data_sector()
+        + last_owned.map_or(0, |c| (c as u64 - 1) * u64::from(bs.sectors_per_cluster));
     let bad = bs.fat_type().bad_cluster();
     for c in 2..=bs.clusters() + 1 {
         match checker.entry(c) {

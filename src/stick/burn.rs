@@ -21,12 +21,14 @@ pub struct Outcome {
     pub verify: Option<VerifyReport>,
 }
 
-/// Writes `plan` (made from `inv` of `source`) onto `target`, then, when
-/// `verify` is set, reads the stick back past the page cache and proves
-/// it against the source, reusing the file hashes taken while copying.
-/// The verification's time is added to the write report's phases. When
-/// the observer asks to stop, the write stops between two writes (an
-/// image file created for it is deleted) or before the verification.
+/// Writes `plan` (made from `inv` of `source`) onto `target`, checking
+/// every module's gzip stream before the table unless `check_modules` is
+/// off, then, when `verify` is set, reads the stick back past the page
+/// cache and proves it against the source, reusing the file hashes taken
+/// while copying. The verification's time is added to the write report's
+/// phases. When the observer asks to stop, the write stops between two
+/// writes (an image file created for it is deleted) or before the
+/// verification.
 pub fn burn(
     source: &Source,
     inv: &Inventory,
@@ -34,8 +36,9 @@ pub fn burn(
     target: &mut Target,
     observer: &dyn Observer,
     verify: bool,
+    check_modules: bool,
 ) -> Result<Outcome> {
-    let mut report = write::write(source, inv, plan, target, observer, verify)
+    let mut report = write::write(source, inv, plan, target, observer, verify, check_modules)
         .map_err(|e| target.after_interruption(e))?;
     if !verify {
         return Ok(Outcome {

@@ -368,6 +368,10 @@ impl Copy<'_> {
             bank,
             disk: self.disk,
             done: &|b| timer.inc(b),
+            // The new bank is verified (gzip modules included) before its
+            // boot.cfg makes it bootable.
+            checker: None,
+            modules: &[],
         };
         let session = Session::Load {
             meta_sectors: bank.fat.first_data_sector(),

@@ -7,15 +7,15 @@
 //! be read (exit 2).
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io;
 use std::ops::ControlFlow;
 
-use flate2::write::MultiGzDecoder;
 use serde::Serialize;
 
 use crate::digest::Sha256Writer;
 use crate::error::{Error, Result};
 use crate::esxi::inventory::{self, Inventory};
+use crate::esxi::modules;
 use crate::image::source::{Source, CHUNK, SECTOR};
 use crate::ondisk::bpb::BootSector;
 use crate::ondisk::fat::{FileEntry, Volume};
@@ -632,24 +632,33 @@ pub fn updated(
     Ok(report)
 }
 
-/// Checks a stick on its own: a sane table, a boot partition with a boot
+/// Checks a stick on its own: a sane table (on GPT also the protective
+/// MBR and the backup header and entries), a boot partition with a boot
 /// signature and ldlinux.sys, consistent FATs, a boot.cfg whose every
 /// module exists, and every gzip module complete with a correct CRC-32
 /// and length.
 pub fn self_check(stick: &Source) -> Result<VerifyReport> {
     let mut report = VerifyReport::new("self-check", None);
-    let inv = match inventory::read(stick, None) {
+    let mut inv = match inventory::read(stick, None) {
         Ok(inv) => inv,
         Err(e) => {
             report.add("stick", false, no_table(&e));
             return Ok(report);
         }
     };
-    report.add(
-        "partition table",
-        true,
-        format!("{} entries, in bounds, no overlaps", inv.partitions.len()),
-    );
+    let table = format!("{} entries, in bounds, no overlaps", inv.partitions.len());
+    match inv.source.scheme {
+        Scheme::Mbr => report.add("partition table", true, table),
+        Scheme::Gpt => {
+            let problems = gpt_problems(stick, inv.source.disk_sectors);
+            let detail = if problems.is_empty() {
+                format!("{table}, protective MBR, backup GPT equal to the primary")
+            } else {
+                problems.join("; ")
+            };
+            report.add("partition table", problems.is_empty(), detail);
+        }
+    }
     report.add(
         "boot partition",
         true,
@@ -680,9 +689,7 @@ pub fn self_check(stick: &Source) -> Result<VerifyReport> {
         ),
         Err(e) => report.add(format!("bank {active}: boot.cfg"), false, e.to_string()),
     }
-    if let Some(part) = inv.partition(active) {
-        check_modules(stick, &inv, &part.partition, &mut report);
-    }
+    check_modules(stick, &mut inv, &mut report);
     Ok(report)
 }
 
@@ -752,97 +759,20 @@ fn check_syslinux(stick: &Source, boot: &Partition, report: &mut VerifyReport) -
     )
 }
 
-/// Checks every module of the active bank, in `part`, that is there: a
-/// gzip module must be complete, with a correct CRC-32 and length.
-fn check_modules(stick: &Source, inv: &Inventory, part: &Partition, report: &mut VerifyReport) {
+/// Checks every module of the active bank that is there: a gzip module
+/// must be complete, with a correct CRC-32 and length.
+fn check_modules(stick: &Source, inv: &mut Inventory, report: &mut VerifyReport) {
     let active = inv.active_bank.partition;
-    let volume = match Volume::open(stick, part) {
-        Ok(v) => v,
-        Err(e) => return report.add(format!("bank {active}"), false, e.to_string()),
-    };
-    for m in inv
-        .modules
-        .iter()
-        .filter(|m| m.present && m.role != "config")
-    {
-        let item = format!("bank {active}: {}", m.name);
-        match volume.find(&m.name) {
-            Ok(Some(entry)) => match gzip_check(&volume, &entry) {
-                Ok(detail) => report.add(item, true, detail),
-                Err(detail) => report.add(item, false, detail),
-            },
-            Ok(None) => report.add(item, false, "missing"),
-            Err(e) => report.add(item, false, e.to_string()),
-        }
+    if let Err(e) = modules::check(stick, inv) {
+        return report.add(format!("bank {active}"), false, e.to_string());
     }
-}
-
-/// Checks a module as it is streamed in: decompresses gzip data to
-/// nowhere, checking each member's CRC-32 and length; files that are not
-/// gzip are only read.
-fn gzip_check(volume: &Volume, entry: &FileEntry) -> std::result::Result<String, String> {
-    let mut check = GzipCheck::new();
-    volume
-        .copy_file(entry, &mut check)
-        .map_err(|e| e.to_string())?;
-    check.finish()
-}
-
-/// A writer that checks the gzip stream written into it: every member's
-/// CRC-32 and length, and that the stream is complete. Data that does not
-/// start with the gzip magic (1F 8B) is accepted as not gzip.
-pub struct GzipCheck {
-    head: Vec<u8>,
-    decoder: MultiGzDecoder<io::Sink>,
-    damage: Option<String>,
-}
-
-impl GzipCheck {
-    /// A check with nothing written yet.
-    pub fn new() -> GzipCheck {
-        GzipCheck {
-            head: Vec::new(),
-            decoder: MultiGzDecoder::new(io::sink()),
-            damage: None,
+    for m in inv.modules.iter().filter(|m| m.is_module() && m.present) {
+        if let Some(check) = &m.check {
+            report.add(
+                format!("bank {active}: {}", m.name),
+                check.ok,
+                &check.detail,
+            );
         }
-    }
-
-    /// The verdict, once everything is written: what was found, or the
-    /// damage.
-    pub fn finish(mut self) -> std::result::Result<String, String> {
-        if self.head.get(..2) != Some(&[0x1f, 0x8b][..]) {
-            return Ok("read in full (not gzip)".into());
-        }
-        if let Some(damage) = self.damage {
-            return Err(format!("damaged gzip stream: {damage}"));
-        }
-        self.decoder
-            .try_finish()
-            .map(|()| "gzip stream complete, CRC-32 and length correct".to_string())
-            .map_err(|e| format!("damaged gzip stream: {e}"))
-    }
-}
-
-impl Default for GzipCheck {
-    fn default() -> GzipCheck {
-        GzipCheck::new()
-    }
-}
-
-impl Write for GzipCheck {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.head.len() < 2 {
-            self.head.extend(buf.iter().take(2 - self.head.len()));
-        }
-        if self.damage.is_none() {
-            if let Err(e) = self.decoder.write_all(buf) {
-                self.damage = Some(e.to_string());
-            }
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }

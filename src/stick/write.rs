@@ -27,7 +27,8 @@ use serde::Serialize;
 
 use crate::digest::Sha256Writer;
 use crate::error::{Error, FatProblem, Result, StickState};
-use crate::esxi::inventory::Inventory;
+use crate::esxi::inventory::{Inventory, Module};
+use crate::esxi::modules::Checker;
 use crate::image::source::{FileView, Source, SECTOR};
 use crate::image::stream::StreamReport;
 use crate::ioctl;
@@ -66,11 +67,17 @@ pub struct WriteReport {
     pub sha256: BTreeMap<String, String>,
     /// For a compressed source: how much of it was read, and its MD5.
     pub stream: Option<StreamReport>,
+    /// The modules whose gzip streams were checked (CRC-32 and length)
+    /// before the table was written; `null` with --no-module-check.
+    pub modules_checked: Option<Vec<String>>,
 }
 
 /// Writes `plan` (made from `inv` of `source`) onto `target`. With
 /// `hash`, the SHA-256 of every file is computed from the bytes copied
-/// (for the verification that follows) and reported.
+/// (for the verification that follows) and reported. With
+/// `check_modules`, every module's gzip stream is checked from the bytes
+/// copied, on a second core, and a damaged one stops the write before the
+/// table is written ([`Error::DamagedModule`]).
 pub fn write(
     source: &Source,
     inv: &Inventory,
@@ -78,7 +85,14 @@ pub fn write(
     target: &mut Target,
     observer: &dyn Observer,
     hash: bool,
+    check_modules: bool,
 ) -> Result<WriteReport> {
+    if !check_modules {
+        observer.message(
+            "--no-module-check: the modules' gzip streams are not checked before \
+             the table is written",
+        );
+    }
     target.prepare(plan.target_sectors * SECTOR)?;
     let written = Cell::new(0);
     let disk = Disk::new(target, &written, observer);
@@ -90,8 +104,12 @@ pub fn write(
         observer,
     };
     let mut phases = vec![job.prepare()?, job.boot()?];
-    let (time, sha256) = job.banks(hash)?;
+    let checker = check_modules.then(|| Checker::start(inv.active_bank.partition));
+    let (time, sha256) = job.banks(hash, checker.as_ref())?;
     phases.push(time);
+    let modules_checked = checker
+        .map(|c| c.finish().map_err(job.fail(WriteStep::ModuleCheck)))
+        .transpose()?;
     let stream = job.check_source(&mut phases)?;
     phases.push(job.tables(target.kind())?);
     Ok(WriteReport {
@@ -103,6 +121,7 @@ pub fn write(
         phases,
         sha256,
         stream,
+        modules_checked,
     })
 }
 
@@ -117,6 +136,8 @@ pub enum WriteStep {
     Bank(u32),
     /// Syncing the data before the table.
     Sync,
+    /// Checking the modules copied (their gzip streams).
+    ModuleCheck,
     /// Checking the rest of a compressed source (its MD5).
     SourceCheck,
     /// Writing the partition table.
@@ -132,6 +153,7 @@ impl std::fmt::Display for WriteStep {
             WriteStep::BootPartition => f.write_str("the boot partition"),
             WriteStep::Bank(n) => write!(f, "bank {n}"),
             WriteStep::Sync => f.write_str("syncing the data"),
+            WriteStep::ModuleCheck => f.write_str("the check of the modules"),
             WriteStep::SourceCheck => f.write_str("the check of the source image"),
             WriteStep::Table => f.write_str("the partition table"),
             WriteStep::Verify => f.write_str("the verification"),
@@ -201,25 +223,29 @@ impl Job<'_> {
     }
 
     /// Steps 3 and 4: every bank formatted and filled, then synced; with
-    /// `hash`, the SHA-256 of every file copied.
-    fn banks(&self, hash: bool) -> Result<(PhaseTime, BTreeMap<String, String>)> {
+    /// `hash`, the SHA-256 of every file copied; with `checker`, every
+    /// module's bytes handed to it as they are copied.
+    fn banks(
+        &self,
+        hash: bool,
+        checker: Option<&Checker>,
+    ) -> Result<(PhaseTime, BTreeMap<String, String>)> {
         let banks = &self.plan.banks;
         let files: u64 = banks.iter().flat_map(|b| &b.files).map(|f| f.bytes).sum();
         let phase = Timer::start(self.observer, Phase::Modules, files);
         let mut sha256 = BTreeMap::new();
         for bank in banks {
-            let hashes = hash.then_some(&mut sha256);
-            let done = |n| phase.inc(n);
-            write_bank(
-                self.source,
-                self.inv,
-                self.plan,
+            let fill = Fill {
+                source: self.source,
+                inv: self.inv,
                 bank,
-                self.disk,
-                &done,
-                hashes,
-            )
-            .map_err(self.fail(WriteStep::Bank(bank.entry)))?;
+                disk: self.disk,
+                done: &|n| phase.inc(n),
+                checker,
+                modules: &self.inv.modules,
+            };
+            write_bank(self.plan, &fill, hash.then_some(&mut sha256))
+                .map_err(self.fail(WriteStep::Bank(bank.entry)))?;
         }
         self.disk.sync().map_err(self.io_fail(WriteStep::Sync))?;
         Ok((phase.finish(), sha256))
@@ -243,10 +269,15 @@ impl Job<'_> {
     /// Step 5: the partition table, its commit sectors last; the kernel is
     /// asked to re-read it.
     fn tables(&self, kind: TargetKind) -> Result<PhaseTime> {
-        let bytes = SECTOR * self.plan.partitions.len() as u64;
+        let sectors = self
+            .plan
+            .table(&self.inv.boot_code)
+            .sectors(self.disk.len / SECTOR)
+            .map_err(self.io_fail(WriteStep::Table))?;
+        let bytes = sectors.iter().map(|(_, b)| b.len() as u64).sum();
         let phase = Timer::start(self.observer, Phase::Tables, bytes);
-        write_tables(self.plan, self.inv, self.disk).map_err(self.io_fail(WriteStep::Table))?;
-        phase.inc(bytes);
+        write_tables(sectors, self.disk, &|n| phase.inc(n))
+            .map_err(self.io_fail(WriteStep::Table))?;
         if kind == TargetKind::BlockDevice {
             // The stick is complete either way; a busy kernel re-reads later.
             let _ = ioctl::reread_partitions(self.disk.file);
@@ -299,26 +330,15 @@ fn copy_boot(
 /// Formats one bank and copies its files (or writes the generated
 /// boot.cfg of an alternate bank).
 fn write_bank(
-    source: &Source,
-    inv: &Inventory,
     plan: &Plan,
-    bank: &BankPlan,
-    disk: &Disk,
-    done: &dyn Fn(u64),
+    fill: &Fill,
     sha256: Option<&mut BTreeMap<String, String>>,
 ) -> Result<()> {
-    let part = plan.entry(bank.entry)?;
-    let fill = Fill {
-        source,
-        inv,
-        bank,
-        disk,
-        done,
-    };
+    let part = plan.entry(fill.bank.entry)?;
     with_bank(
-        disk,
+        fill.disk,
         (part.start, part.sectors),
-        Session::Format(bank),
+        Session::Format(fill.bank),
         |root| fill.fill(root, sha256, &|_| true),
     )
 }
@@ -416,6 +436,10 @@ pub(super) struct Fill<'a> {
     pub disk: &'a Disk<'a>,
     /// Told of every byte of file data copied.
     pub done: &'a dyn Fn(u64),
+    /// The module check running on the second core, if any.
+    pub checker: Option<&'a Checker>,
+    /// The source bank's kernel and modules: the files it checks.
+    pub modules: &'a [Module],
 }
 
 impl Fill<'_> {
@@ -453,7 +477,7 @@ impl Fill<'_> {
                     )?)),
                 },
             };
-            copy_file(root, from, f, disk, self.done, sha256.as_deref_mut())?;
+            copy_file(root, from, f, self, sha256.as_deref_mut())?;
         }
         Ok(())
     }
@@ -468,15 +492,16 @@ enum Content<'a, 'v> {
 }
 
 /// Copies the planned file `f` from `from` to the same path below
-/// `root`, adding its SHA-256 to `sha256` when given.
+/// `root`: its SHA-256 added to `sha256` when given, its bytes handed to
+/// the fill's module check when it is a module.
 fn copy_file<T: fatfs::ReadWriteSeek>(
     root: &fatfs::Dir<'_, T>,
     from: Content,
     f: &PayloadFile,
-    disk: &Disk,
-    done: &dyn Fn(u64),
+    fill: &Fill,
     sha256: Option<&mut BTreeMap<String, String>>,
 ) -> Result<()> {
+    let disk = fill.disk;
     let (dir, name) = match f.name.rsplit_once('/') {
         Some((dir, name)) => (Some(dir), name),
         None => (None, f.name.as_str()),
@@ -487,12 +512,24 @@ fn copy_file<T: fatfs::ReadWriteSeek>(
     };
     let mut out = parent.create_file(name).map_err(|e| disk.err(e))?;
     out.truncate().map_err(|e| disk.err(e))?;
-    let mut counted = Counted {
-        inner: &mut out,
-        done,
-        disk,
-        since_kick: 0,
+    let is_module = fill
+        .modules
+        .iter()
+        .any(|m| m.is_module() && m.name.eq_ignore_ascii_case(&f.name));
+    let checker = fill.checker.filter(|_| is_module);
+    let mut tee = Tee {
+        inner: Counted {
+            inner: &mut out,
+            done: fill.done,
+            disk,
+            since_kick: 0,
+        },
+        hash: sha256.is_some().then(|| Sha256Writer::new(io::sink())),
+        checker,
     };
+    if let Some(checker) = checker {
+        checker.begin(&f.name);
+    }
     let entry = FileEntry {
         path: f.name.clone(),
         bytes: f.bytes,
@@ -507,17 +544,42 @@ fn copy_file<T: fatfs::ReadWriteSeek>(
             }),
         Content::Bytes(bytes) => into.write_all(bytes).map_err(|e| disk.err(e)),
     };
-    match sha256 {
-        Some(map) => {
-            let mut hashing = Sha256Writer::new(&mut counted);
-            copy(&mut hashing)?;
-            map.insert(f.name.clone(), hashing.finish().1);
-        }
-        None => {
-            copy(&mut counted)?;
-        }
+    copy(&mut tee)?;
+    if let Some(checker) = checker {
+        checker.end();
+    }
+    if let (Some(map), Some(hash)) = (sha256, tee.hash) {
+        map.insert(f.name.clone(), hash.finish().1);
     }
     out.flush().map_err(|e| disk.err(e))
+}
+
+/// On the way to `inner`: the bytes it takes are also hashed and handed
+/// to the module check, when wanted.
+struct Tee<'a, W: Write> {
+    inner: W,
+    hash: Option<Sha256Writer<io::Sink>>,
+    checker: Option<&'a Checker>,
+}
+
+impl<W: Write> Write for Tee<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        let taken = buf
+            .get(..n)
+            .ok_or_else(|| io::Error::other("a writer took more bytes than it was given"))?;
+        if let Some(hash) = &mut self.hash {
+            hash.write_all(taken)?;
+        }
+        if let Some(checker) = self.checker {
+            checker.data(taken);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Opens (creating as needed) the directory `path` below `root`.
@@ -532,21 +594,21 @@ fn create_dirs<'a, T: fatfs::ReadWriteSeek>(
     Ok(dir)
 }
 
-/// Writes the table's other sectors (EBRs; the backup GPT and the
-/// primary GPT entries), syncs, then sectors 0 and 1 — what makes the
-/// stick's table valid — and syncs again.
-fn write_tables(plan: &Plan, inv: &Inventory, disk: &Disk) -> io::Result<()> {
-    let (commit, rest): (Vec<_>, Vec<_>) = plan
-        .table(&inv.boot_code)
-        .sectors(disk.len / SECTOR)?
-        .into_iter()
-        .partition(|(at, _)| *at < COMMIT_BYTES);
+/// Writes the table's `sectors` (as (byte offset, bytes)): first the
+/// others (EBRs; the backup GPT and the primary GPT entries), syncs, then
+/// sectors 0 and 1 — what makes the stick's table valid — and syncs
+/// again. `done` hears of every byte written.
+fn write_tables(sectors: Vec<(u64, Vec<u8>)>, disk: &Disk, done: &dyn Fn(u64)) -> io::Result<()> {
+    let (commit, rest): (Vec<_>, Vec<_>) =
+        sectors.into_iter().partition(|(at, _)| *at < COMMIT_BYTES);
     for (at, bytes) in &rest {
         disk.write_at(bytes, *at)?;
+        done(bytes.len() as u64);
     }
     disk.sync()?;
     for (at, bytes) in &commit {
         disk.write_at(bytes, *at)?;
+        done(bytes.len() as u64);
     }
     disk.sync()
 }
@@ -594,6 +656,8 @@ impl<'a> Disk<'a> {
         DiskView {
             disk: *self,
             view: FileView::read_only(self.file, self.len),
+            pending: Vec::new(),
+            pending_at: 0,
         }
     }
 
@@ -650,14 +714,36 @@ impl<'a> Disk<'a> {
 }
 
 /// A view of the target with its own cursor, for fatfs: it reads as a
-/// source's [`FileView`] does and writes through [`Disk::write_once`].
+/// source's [`FileView`] does and writes through [`Disk::write_at`].
+/// fatfs writes a file a cluster at a time; writes that continue one
+/// another are gathered into one of up to [`GATHER`] bytes, and go out
+/// when a write lands elsewhere, before any read, and on `flush` (which
+/// fatfs calls after every file, and the metadata cache at its end).
 pub(super) struct DiskView<'a> {
     disk: Disk<'a>,
     view: FileView<'a>,
+    /// Bytes written but not yet passed on, and where they go.
+    pending: Vec<u8>,
+    pending_at: u64,
+}
+
+/// Most bytes gathered into one write.
+const GATHER: usize = 4 << 20;
+
+impl DiskView<'_> {
+    /// Passes the gathered bytes on, in one write.
+    fn write_pending(&mut self) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            self.disk.write_at(&self.pending, self.pending_at)?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
 }
 
 impl Read for DiskView<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.write_pending()?;
         self.view.read(buf)
     }
 }
@@ -665,13 +751,18 @@ impl Read for DiskView<'_> {
 impl Write for DiskView<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let at = self.view.stream_position()?;
-        let n = self.disk.write_once(buf, at)?;
-        self.view.seek(SeekFrom::Start(at + n as u64))?;
-        Ok(n)
+        let follows = at == self.pending_at + self.pending.len() as u64;
+        if !follows || self.pending.len() + buf.len() > GATHER {
+            self.write_pending()?;
+            self.pending_at = at;
+        }
+        self.pending.extend_from_slice(buf);
+        self.view.seek(SeekFrom::Start(at + buf.len() as u64))?;
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.write_pending()
     }
 }
 
