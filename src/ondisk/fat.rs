@@ -10,9 +10,9 @@ use serde::Serialize;
 use crate::error::{Error, FatProblem, Result};
 use crate::image::source::{chunked, Slice, Source, SECTOR};
 use crate::ondisk::bpb::{BootSector, FatType};
+use crate::ondisk::cache::MetaCache;
 use crate::ondisk::fsck;
 use crate::ondisk::table::Partition;
-use crate::stick::cache::MetaCache;
 
 /// Most directory entries walked in one volume; a directory whose cluster
 /// chain loops would otherwise be walked for ever.

@@ -2,13 +2,16 @@
 //! parsed and serialised side by side: the partition [`table`] with its
 //! two schemes, [`mbr`] (MBR + EBR chain) and [`gpt`]; the FAT boot sector
 //! ([`bpb`]); FAT volumes through fatfs ([`fat`]) and esxstick's own FAT
-//! consistency check ([`fsck`]). [`le`] reads and writes the
-//! little-endian fields they are made of, and [`recorder`] is the
-//! in-memory disk a table is serialised onto.
+//! consistency check ([`fsck`]); VMware's FAT UUID sector ([`vmfat`]) and
+//! a new bank laid out as VMware formats one ([`format`]). [`le`] reads
+//! and writes the little-endian fields they are made of, [`recorder`] is
+//! the in-memory disk a table is serialised onto, and [`cache`] holds a
+//! FAT volume's metadata region in memory for fatfs.
 //!
-//! Nothing here knows about ESXi or plans; it only knows bytes.
+//! Nothing here knows about plans or the pipeline; it only knows bytes.
 
 pub mod bpb;
+pub mod cache;
 pub mod fat;
 pub mod format;
 pub mod fsck;

@@ -2,15 +2,13 @@
 //! opened safely; [`write`], which carries out a plan with the partition
 //! table last; [`verify`], which reads the stick back and proves it;
 //! [`burn`], the two together as the `write` command does them;
-//! [`contents`], what a target holds before it is overwritten.
-//! [`update`], a stick's inactive bank rebuilt in place, crash-safely.
-//! [`cache`] and [`fault`] serve the writer (metadata caching, the
-//! fault-injection seam the crash tests use).
+//! [`contents`], what a target holds before it is overwritten;
+//! [`update`], a stick's inactive bank rebuilt in place, crash-safely;
+//! [`fault`], the fault-injection seam the crash tests use.
 //!
 //! A second kind of target (or several at once) goes here.
 
 pub mod burn;
-pub mod cache;
 pub mod contents;
 pub mod device;
 pub mod fault;

@@ -33,12 +33,12 @@ use crate::image::source::{FileView, Source, SECTOR};
 use crate::image::stream::StreamReport;
 use crate::ioctl;
 use crate::ondisk::bpb::BootSector;
+use crate::ondisk::cache::MetaCache;
 use crate::ondisk::fat::{FileEntry, Volume};
 use crate::ondisk::format;
 use crate::ondisk::table::COMMIT_BYTES;
 use crate::plan::{BankPlan, PayloadFile, Plan};
 use crate::progress::{Observer, Phase, PhaseTime, Timer};
-use crate::stick::cache::MetaCache;
 use crate::stick::device::{Target, TargetKind};
 use crate::stick::fault;
 
