@@ -158,7 +158,7 @@ enum Piece {
 /// Checks modules on a second core while they are copied: the copy hands
 /// each module's bytes over ([`Checker::begin`], [`Checker::data`],
 /// [`Checker::end`]), and [`Checker::finish`] gives the first damage found. Memory in flight is bounded: the copy
-/// waits when the checking thread falls [`QUEUE`] chunks behind.
+/// waits when the checking thread falls `QUEUE` chunks behind.
 pub struct Checker {
     /// Bank partition number of the modules, for the error.
     partition: u32,

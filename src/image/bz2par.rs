@@ -14,7 +14,7 @@
 //!
 //! Memory stays bounded: a few blocks are in flight, runs of zeros in a
 //! block's output are kept as counts, and a block whose other output
-//! passes [`HELD`] bytes is handed over half-decoded, the rest streamed.
+//! passes `HELD` bytes is handed over half-decoded, the rest streamed.
 //!
 //! An image's empty space compresses to identical blocks (the same bits,
 //! at different bit offsets): a small block seen to decode to zeros only

@@ -3,7 +3,7 @@
 //! two schemes, [`mbr`] (MBR + EBR chain) and [`gpt`]; the FAT boot sector
 //! ([`bpb`]); FAT volumes through fatfs ([`fat`]) and esxstick's own FAT
 //! consistency check ([`fsck`]); VMware's FAT UUID sector ([`vmfat`]) and
-//! a new bank laid out as VMware formats one ([`format`]). [`le`] reads
+//! a new bank laid out as VMware formats one ([`format`](mod@format)). [`le`] reads
 //! and writes the little-endian fields they are made of, [`recorder`] is
 //! the in-memory disk a table is serialised onto, and [`cache`] holds a
 //! FAT volume's metadata region in memory for fatfs.

@@ -1,5 +1,5 @@
 //! Stages 4 and 5, the stick: the [`device`] a stick is written to,
-//! opened safely; [`write`], which carries out a plan with the partition
+//! opened safely; [`write`](mod@write), which carries out a plan with the partition
 //! table last; [`verify`], which reads the stick back and proves it;
 //! [`burn`], the two together as the `write` command does them;
 //! [`contents`], what a target holds before it is overwritten;
