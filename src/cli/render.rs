@@ -141,6 +141,14 @@ pub fn write(report: &WriteReport, verified: Option<&VerifyReport>) -> String {
         human(report.bytes_written),
         report.target
     );
+    match &report.modules_checked {
+        Some(names) => line!(
+            out,
+            "{} modules intact (gzip CRC-32 and length), checked before the table",
+            names.len()
+        ),
+        None => line!(out, "modules not checked (--no-module-check)"),
+    }
     match verified {
         Some(v) => out.push_str(&verify(v)),
         None => line!(

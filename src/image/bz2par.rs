@@ -485,7 +485,7 @@ impl ParallelBz2 {
             pending: BTreeMap::new(),
             next: 0,
             turn: 0,
-            ahead: 2 * workers as u64,
+            ahead: workers as u64 + 1,
             small: BTreeMap::new(),
             zeros: HashMap::new(),
             twins: BTreeMap::new(),

@@ -88,10 +88,7 @@ pub fn write(
     check_modules: bool,
 ) -> Result<WriteReport> {
     if !check_modules {
-        observer.message(
-            "--no-module-check: the modules' gzip streams are not checked before \
-             the table is written",
-        );
+        observer.message("--no-module-check: the modules' gzip streams are not checked");
     }
     target.prepare(plan.target_sectors * SECTOR)?;
     let written = Cell::new(0);
