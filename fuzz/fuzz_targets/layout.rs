@@ -58,11 +58,13 @@ fn payload(scheme: Scheme, n: &mut Numbers) -> Payload {
                 format!("mod{i}.gz")
             },
             bytes: n.log(30),
+            replaced: None,
         })
         .collect();
     files.push(PayloadFile {
         name: "boot.cfg".into(),
         bytes: 160,
+        replaced: None,
     });
     Payload {
         scheme,
