@@ -5,10 +5,10 @@
 #![no_main]
 
 use esxstick::ondisk::bpb::BootSector;
+use esxstick::ondisk::table::Scheme;
 use esxstick::ondisk::vmfat::FatUuid;
 use esxstick::plan::layout::{Layout, TargetScheme};
 use esxstick::plan::{self, Payload, PayloadFile};
-use esxstick::ondisk::table::Scheme;
 use libfuzzer_sys::fuzz_target;
 
 /// FNV-1a, then a SplitMix64 stream: cheap, deterministic numbers.
