@@ -106,19 +106,7 @@ fn fault_points(case: Case, source: &Path, target: &str) -> (u64, u64) {
         .env("ESXSTICK_FAULT", "count")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let err = stderr(&out);
-    let line = err
-        .lines()
-        .find(|l| l.starts_with("fault points:"))
-        .expect("fault report");
-    let num = |key: &str| -> u64 {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(key))
-            .and_then(|v| v.parse().ok())
-            .unwrap()
-    };
-    (num("writes="), num("syncs="))
+    fault_counts(&out)
 }
 
 #[test]

@@ -227,19 +227,7 @@ fn fault_points(stick: &Path, source: &Path) -> (u64, u64) {
         .env("ESXSTICK_FAULT", "count")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let err = stderr(&out);
-    let line = err
-        .lines()
-        .find(|l| l.starts_with("fault points:"))
-        .expect("fault report");
-    let num = |key: &str| -> u64 {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(key))
-            .and_then(|v| v.parse().ok())
-            .unwrap()
-    };
-    (num("writes="), num("syncs="))
+    fault_counts(&out)
 }
 
 /// Bank 5 of a stick: where it lies (as sfdisk reads the pristine stick)

@@ -505,3 +505,21 @@ impl EsxBoot {
         self.lines.join("\n")
     }
 }
+
+/// The (writes, syncs) an esxstick run reported with
+/// `ESXSTICK_FAULT=count`, which it must have completed.
+pub fn fault_counts(out: &Output) -> (u64, u64) {
+    assert!(out.status.success(), "{}", stderr(out));
+    let err = stderr(out);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("fault points:"))
+        .expect("fault report");
+    let num = |key: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    (num("writes="), num("syncs="))
+}
