@@ -205,14 +205,7 @@ fn kill_at_any_moment(case: Case) {
     let points = 24;
     for i in 0..points {
         let at = duration.mul_f64(f64::from(i) / f64::from(points));
-        let mut child = write_cmd(case, &source, &lo.0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(at);
-        let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
+        kill_after(&mut write_cmd(case, &source, &lo.0), at);
         assert_never_half_valid(case, &source, &lo.0, &format!("killed after {at:?}"));
     }
     rerun_succeeds(case, &source, &lo.0, "after the kills");

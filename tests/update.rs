@@ -361,14 +361,7 @@ fn killing_an_update_to_a_loop_device_at_any_moment_leaves_a_bootable_stick() {
         let lo = attach();
         let device = Path::new(&lo.0);
         let at = duration.mul_f64(f64::from(i) / f64::from(points));
-        let mut child = update_cmd(device, Some(&source), &[])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(at);
-        let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
+        kill_after(&mut update_cmd(device, Some(&source), &[]), at);
         assert_chosen_bank_verifies(device, &bank5, &format!("killed after {at:?}"));
         if i == points - 1 {
             update(device, Some(&source), &[]);

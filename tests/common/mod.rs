@@ -361,19 +361,7 @@ pub fn vmware_bundle(dir: &Path, host: &str, release: &str, uuid: &str, state: &
     fs::write(work.join("Manifest.txt"), manifest).expect("write Manifest.txt");
     fs::copy(state, work.join("state.tgz")).expect("copy state.tgz");
     let bundle = dir.join(format!("configBundle-{host}.tgz"));
-    oracle(
-        "tar",
-        &[
-            "-C",
-            work.to_str().expect("utf-8 path"),
-            "--owner=0",
-            "--group=0",
-            "-czf",
-            bundle.to_str().expect("utf-8 path"),
-            "Manifest.txt",
-            "state.tgz",
-        ],
-    );
+    tar_czf(&work, &bundle, &["Manifest.txt", "state.tgz"]);
     bundle
 }
 
@@ -392,19 +380,7 @@ pub fn oem_tgz(dir: &Path) -> PathBuf {
     )
     .expect("simple.map");
     let oem = dir.join("oem.tgz");
-    oracle(
-        "tar",
-        &[
-            "-C",
-            tree.to_str().expect("utf-8 path"),
-            "--owner=0",
-            "--group=0",
-            "-czf",
-            oem.to_str().expect("utf-8 path"),
-            "usr",
-            "etc",
-        ],
-    );
+    tar_czf(&tree, &oem, &["usr", "etc"]);
     oem
 }
 
@@ -522,4 +498,28 @@ pub fn fault_counts(out: &Output) -> (u64, u64) {
             .unwrap()
     };
     (num("writes="), num("syncs="))
+}
+
+/// `tar -czf OUT MEMBERS` in `dir`, owned by root, as VMware's tools and
+/// ESXi-Customizer make their archives.
+pub fn tar_czf(dir: &Path, out: &Path, members: &[&str]) {
+    let (dir, out) = (
+        dir.to_str().expect("utf-8 path"),
+        out.to_str().expect("utf-8 path"),
+    );
+    let mut args = vec!["-C", dir, "--owner=0", "--group=0", "-czf", out];
+    args.extend(members);
+    oracle("tar", &args);
+}
+
+/// Starts `cmd`, kills it with SIGKILL after `at`, and waits for it.
+pub fn kill_after(cmd: &mut Command, at: std::time::Duration) {
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start esxstick");
+    std::thread::sleep(at);
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
 }
