@@ -39,6 +39,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::common::*;
+use sha2::{Digest, Sha256};
 
 /// The variants that are installer media (all but `not-installer`).
 const INSTALLERS: [&str; 6] = [
@@ -70,11 +71,9 @@ fn mdel(stick: &Path, name: &str) {
     );
 }
 
-/// The lines of a text file of the stick's partition (mcopy).
+/// A text file of the stick's partition (mcopy).
 fn fat_text(stick: &Path, name: &str) -> String {
-    let at = mtools_image(stick, PART.0);
-    String::from_utf8(oracle("mcopy", &["-n", "-i", &at, &format!("::/{name}"), "-"]).stdout)
-        .expect("utf-8 text")
+    String::from_utf8(mcopy_file(stick, 1, name)).expect("utf-8 text")
 }
 
 #[test]
@@ -172,7 +171,7 @@ fn the_oracle_helpers_see_damage() {
     assert_eq!(fsck_fat(&stick, PART), None);
 
     // A file replaced by one with a byte flipped: fat_files sees it.
-    let mut k = fat_text_bytes(&stick, "K.B00");
+    let mut k = mcopy_file(&stick, 1, "K.B00");
     k[1000] ^= 0x01;
     let flipped = dir.join("K.B00");
     fs::write(&flipped, &k).unwrap();
@@ -206,19 +205,23 @@ fn the_oracle_helpers_see_damage() {
     assert_eq!(names.len(), 1, "{names:?}");
     assert!(names[0].ends_with("-> Long Name.txt"), "{names:?}");
 
-    // A FAT entry overwritten (dd into the first FAT): fsck.fat objects.
-    let fat_at = (PART.0 + 32) * 512 + 40; // reserved sectors: 32 (mkfs.fat -F 32)
-    let mut bytes = fs::read(&stick).unwrap();
-    bytes[fat_at as usize..fat_at as usize + 4].copy_from_slice(&[0x11, 0x22, 0x33, 0x44]);
-    fs::write(&stick, bytes).unwrap();
+    // Cluster 10's entry in the first FAT (after the reserved sectors, as
+    // minfo reads them) pointed far past the volume: fsck.fat objects.
+    let minfo = stdout(&oracle("minfo", &["-i", &mtools_image(&stick, PART.0)]));
+    let reserved: u64 = minfo
+        .lines()
+        .find_map(|l| l.strip_prefix("reserved (boot) sectors: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("minfo: no reserved sectors\n{minfo}"));
+    let fat_at = (PART.0 + reserved) * 512 + 10 * 4;
+    std::os::unix::fs::FileExt::write_all_at(
+        &fs::OpenOptions::new().write(true).open(&stick).unwrap(),
+        &[0x11, 0x22, 0x33, 0x04],
+        fat_at,
+    )
+    .unwrap();
     let report = fsck_fat(&stick, PART).expect("fsck.fat finds the damaged FAT");
     assert!(report.contains("out of range"), "{report}");
-}
-
-/// A file of the stick's partition as bytes (mcopy).
-fn fat_text_bytes(stick: &Path, name: &str) -> Vec<u8> {
-    let at = mtools_image(stick, PART.0);
-    oracle("mcopy", &["-n", "-i", &at, &format!("::/{name}"), "-"]).stdout
 }
 
 #[test]
@@ -309,7 +312,7 @@ fn the_installer_fixtures_are_what_they_claim() {
             ],
         );
         assert_eq!(
-            format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&efi.stdout)),
+            format!("{:x}", Sha256::digest(&efi.stdout)),
             iso["EFI/BOOT/BOOTX64.EFI"],
             "{variant}: EFIBOOT.IMG's BOOTX64.EFI"
         );
@@ -348,8 +351,9 @@ fn the_installer_fixtures_are_what_they_claim() {
             assert!(iso.contains_key(&name), "{variant}: {name} missing");
             let ok = std::process::Command::new("gzip")
                 .args(["-t", dir.join(&name).to_str().unwrap()])
-                .status()
+                .output()
                 .expect("oracle gzip")
+                .status
                 .success();
             assert_eq!(
                 ok,
