@@ -8,8 +8,9 @@
 //! removed (the negative control), even with another stick holding one.
 //! None of these tests runs esxstick: they prove the fixtures and the
 //! harness (`installer_fixture`, `Ovmf`, `iso_files`, `fat_files`,
-//! `fat_long_names`, `fsck_fat` in tests/common) that the feature's tests
-//! build on, including that each oracle helper can fail.
+//! `fat_long_names`, `fat_file_offset`, `fsck_fat` in tests/common) that
+//! the feature's tests build on, including that each oracle helper can
+//! fail.
 //!
 //! The esxstick-based tests the feature adds here (branch `installer`):
 //! * `inspect` of esxi7/esxi8/customized shows an installer with its build
@@ -31,8 +32,9 @@
 //!   mbr.bin (first 440 bytes, dd).
 //! * `--kernelopt "ks=usb:/KS.CFG"` lands on the kernelopt= line of both
 //!   BOOT.CFGs (mcopy) and in what the GRUB stub prints.
-//! * a byte flipped in a module on the stick (dd) fails `verify STICK` and
-//!   `verify STICK --against ISO`, naming the file.
+//! * a byte flipped in place in a module on the stick (`fat_file_offset`)
+//!   fails `verify STICK` and `verify STICK --against ISO`, naming the
+//!   file.
 //! * `--syslinux PATH` absent: a UEFI-only stick, said so.
 
 use std::fs;
@@ -170,24 +172,23 @@ fn the_oracle_helpers_see_damage() {
     assert!(fat_long_names(&stick, PART.0).is_empty());
     assert_eq!(fsck_fat(&stick, PART), None);
 
-    // A file replaced by one with a byte flipped: fat_files sees it.
-    let mut k = mcopy_file(&stick, 1, "K.B00");
-    k[1000] ^= 0x01;
-    let flipped = dir.join("K.B00");
-    fs::write(&flipped, &k).unwrap();
-    oracle(
-        "mcopy",
-        &[
-            "-o",
-            "-i",
-            &mtools_image(&stick, PART.0),
-            flipped.to_str().unwrap(),
-            "::/K.B00",
-        ],
+    // A byte of K.B00 flipped in place (its FAT and directory untouched),
+    // where fat_file_offset places it: mcopy reads exactly that byte
+    // changed, and fat_files sees it.
+    let k = mcopy_file(&stick, 1, "K.B00");
+    let at = fat_file_offset(&stick, PART.0, "K.B00") + 1000;
+    let file = fs::OpenOptions::new().write(true).open(&stick).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &[k[1000] ^ 0x01], at).unwrap();
+    let mut want = k.clone();
+    want[1000] ^= 0x01;
+    assert!(
+        mcopy_file(&stick, 1, "K.B00") == want,
+        "not the byte at {at}"
     );
     let after = fat_files(&stick, PART.0);
     assert_ne!(after["K.B00"], before["K.B00"]);
     assert_eq!(after.len(), before.len());
+    assert_eq!(fsck_fat(&stick, PART), None, "file data is not metadata");
 
     // A long name: mcopy gives "Long Name.txt" a VFAT entry.
     let long = dir.join("Long Name.txt");
