@@ -161,6 +161,17 @@ fn a_hand_made_stick_holds_every_iso_file_by_its_8_3_name_on_a_clean_fat32() {
         );
         let minfo = stdout(&oracle("minfo", &["-i", &mtools_image(&stick, PART.0)]));
         assert!(minfo.contains("hidden sectors: 2048"), "{minfo}");
+        let mbr = fs::read("/usr/lib/syslinux/mbr/mbr.bin").expect("syslinux-common's mbr.bin");
+        let head = oracle(
+            "dd",
+            &[
+                &format!("if={}", stick.display()),
+                "bs=440",
+                "count=1",
+                "status=none",
+            ],
+        );
+        assert_eq!(head.stdout[..], mbr[..440], "SYSLINUX's MBR boot code");
         assert!(minfo.contains("disk type=\"FAT32   \""), "{minfo}");
     }
 }
