@@ -100,6 +100,15 @@ impl Target {
         Target::open_checked(path, stick.len(), 0, source, force)
     }
 
+    /// Opens the existing block device or image file at `path` to be
+    /// wiped at its size: the checks of [`Target::open`] (never the
+    /// source: there is none). A missing path is an [`Error::Open`]: a
+    /// wipe creates nothing.
+    pub fn open_existing(path: &Path, force: bool) -> Result<Target> {
+        fs::metadata(path).map_err(open_error(path))?;
+        Target::open_checked(path, 0, 0, None, force)
+    }
+
     /// [`Target::open`] for a plan of `plan_bytes` that writes
     /// `write_bytes`; without a `source`, the target may be the source.
     fn open_checked(
