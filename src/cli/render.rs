@@ -67,7 +67,9 @@ pub fn fit(text: &str) -> String {
             continue;
         }
         let indent = " ".repeat(line.len() - line.trim_start().len() + 4);
-        let options = textwrap::Options::new(width).subsequent_indent(&indent);
+        let options = textwrap::Options::new(width)
+            .subsequent_indent(&indent)
+            .word_splitter(textwrap::WordSplitter::NoHyphenation);
         for part in textwrap::wrap(line, options) {
             line!(out, "{part}");
         }
