@@ -251,3 +251,67 @@ fn an_injected_failure_at_any_write_leaves_no_valid_table() {
     assert!(run("none").status.success(), "a rerun succeeds");
     assert_wiped(&stick, 48 << 20, "c", "USB", &dir);
 }
+
+/// `esxstick wipe TARGET` on a terminal (script gives one), answering
+/// `answer`: what the terminal showed.
+fn wipe_on_terminal(target: &Path, answer: &[u8]) -> String {
+    use std::io::Write as _;
+    let cmd = format!("{} wipe {}", env!("CARGO_BIN_EXE_esxstick"), s(target));
+    let mut tty = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("oracle script cannot run: run scripts/install-deps");
+    tty.stdin.take().unwrap().write_all(answer).unwrap();
+    stdout(&tty.wait_with_output().unwrap())
+}
+
+#[test]
+fn on_a_terminal_wipe_asks_and_only_yes_goes_ahead() {
+    let dir = scratch("wipe-terminal");
+    let stick = esxi_stick(&dir);
+    let before = digest(&stick);
+    let text = wipe_on_terminal(&stick, b"no\n");
+    assert!(text.contains("esxstick will ERASE"), "{text}");
+    assert!(text.contains("which holds an ESXi stick"), "{text}");
+    assert!(
+        text.contains("not confirmed; nothing was written"),
+        "{text}"
+    );
+    assert_eq!(digest(&stick), before);
+    let text = wipe_on_terminal(&stick, b"yes\n");
+    assert!(text.contains("FAT32 labelled \"USB\""), "{text}");
+    assert_wiped(&stick, 64 << 20, "c", "USB", &dir);
+}
+
+#[test]
+fn a_gpt_stick_keeps_no_backup_gpt_header() {
+    let dir = scratch("wipe-gpt");
+    let stick = dir.join("gpt.img");
+    let out = esxstick(&[
+        "write",
+        s(&fixture("gpt")),
+        s(&stick),
+        "--size",
+        "128M",
+        "--no-verify",
+        "--json",
+    ]);
+    assert!(out.status.success(), "write failed: {}", stderr(&out));
+    // The backup GPT header, in the last sector (read by dd).
+    let last = || {
+        let skip = format!("skip={}", (128 << 20) / 512 - 1);
+        let out = oracle(
+            "dd",
+            &[&format!("if={}", s(&stick)), "bs=512", &skip, "status=none"],
+        );
+        out.stdout.starts_with(b"EFI PART")
+    };
+    assert_eq!(sfdisk_table(&stick)["label"], "gpt");
+    assert!(last(), "no backup GPT header before the wipe");
+    let out = esxstick(&["wipe", s(&stick), "--yes"]);
+    assert!(out.status.success(), "wipe failed: {}", stderr(&out));
+    assert!(!last(), "the backup GPT header is left");
+    assert_wiped(&stick, 128 << 20, "c", "USB", &dir);
+}
