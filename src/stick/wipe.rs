@@ -148,22 +148,7 @@ pub fn wipe(target: &mut Target, label: &[u8; 11], observer: &dyn Observer) -> R
     let target: &Target = target;
     let written = Cell::new(0);
     let disk = Disk::new(target, &written, observer);
-    let path = target.path();
-    let fail = |step| {
-        let written = &written;
-        move |source: io::Error| Error::WipeFailed {
-            path: path.to_path_buf(),
-            step,
-            cause: Box::new(Error::Write {
-                path: path.to_path_buf(),
-                source,
-            }),
-            state: match written.get() {
-                0 => StickState::Untouched,
-                _ => StickState::NoTable,
-            },
-        }
-    };
+    let fail = |step| failure(target, &written, step);
     let mut notes = Vec::new();
     let sectors = (bytes / SECTOR).min(MBR_MAX_SECTORS);
     if sectors < bytes / SECTOR {
@@ -175,26 +160,8 @@ pub fn wipe(target: &mut Target, label: &[u8; 11], observer: &dyn Observer) -> R
     let phase = Timer::start(observer, Phase::Format, 0);
     let volume = format(&disk, sectors, label, volume_id).map_err(fail(WipeStep::Format))?;
     phases.push(phase.finish());
-    let fat_type = volume.fat_type();
-    let code = match fat_type {
-        FatType::Fat32 => 0x0c,
-        FatType::Fat16 => 0x0e,
-        FatType::Fat12 => 0x01,
-    };
-    if fat_type != FatType::Fat32 {
-        notes.push(format!(
-            "{} clusters are too few for FAT32 (65,525 at least): formatted {fat_type}, \
-             partition type 0x{code:02x}",
-            crate::size::group(u64::from(volume.clusters()))
-        ));
-    }
-    let partition = Partition {
-        number: 1,
-        kind: PartitionType::Mbr(code),
-        start: START,
-        sectors: sectors - START,
-        active: false,
-    };
+    let (partition, note) = partition(&volume, sectors);
+    notes.extend(note);
     let phase = Timer::start(observer, Phase::Tables, SECTOR);
     let table = table(&partition, sectors, disk_signature);
     table
@@ -211,7 +178,7 @@ pub fn wipe(target: &mut Target, label: &[u8; 11], observer: &dyn Observer) -> R
         target: target.path().display().to_string(),
         bytes,
         partition,
-        fat_type,
+        fat_type: volume.fat_type(),
         label: String::from_utf8_lossy(label).trim_end().to_string(),
         volume_id: format!("{volume_id:08X}"),
         cluster_bytes: volume.cluster_bytes(),
@@ -219,6 +186,53 @@ pub fn wipe(target: &mut Target, label: &[u8; 11], observer: &dyn Observer) -> R
         phases,
         notes,
     })
+}
+
+/// The error for an I/O failure at `step` of wiping `target`, saying
+/// whether anything was `written` before it.
+fn failure<'a>(
+    target: &'a Target,
+    written: &'a Cell<u64>,
+    step: WipeStep,
+) -> impl FnOnce(io::Error) -> Error + 'a {
+    move |source| Error::WipeFailed {
+        path: target.path().to_path_buf(),
+        step,
+        cause: Box::new(Error::Write {
+            path: target.path().to_path_buf(),
+            source,
+        }),
+        state: match written.get() {
+            0 => StickState::Untouched,
+            _ => StickState::NoTable,
+        },
+    }
+}
+
+/// Partition 1 of a stick of `sectors` holding `volume`: type 0x0C for
+/// FAT32, else 0x0E (FAT16) or 0x01 (FAT12), with a note saying why.
+fn partition(volume: &BootSector, sectors: u64) -> (Partition, Option<String>) {
+    let fat_type = volume.fat_type();
+    let code = match fat_type {
+        FatType::Fat32 => 0x0c,
+        FatType::Fat16 => 0x0e,
+        FatType::Fat12 => 0x01,
+    };
+    let note = (fat_type != FatType::Fat32).then(|| {
+        format!(
+            "{} clusters are too few for FAT32 (65,525 at least): formatted {fat_type}, \
+             partition type 0x{code:02x}",
+            crate::size::group(u64::from(volume.clusters()))
+        )
+    });
+    let partition = Partition {
+        number: 1,
+        kind: PartitionType::Mbr(code),
+        start: START,
+        sectors: sectors.saturating_sub(START),
+        active: false,
+    };
+    (partition, note)
 }
 
 /// Formats the volume from [`START`] to sector `end` with fatfs (FAT32
