@@ -1,7 +1,8 @@
 //! `esxstick devices`: on a fake sysfs tree the test builds (a USB stick
 //! whose serial lives on its USB device, a removable-in-all-but-name MMC
 //! card with its write-protect switch on, a fixed SATA disk with a mounted
-//! partition, a loop device, and devices never listed), and on real loop
+//! partition, a loop device, and devices never listed: zram, a free
+//! loop device, an optical drive), and on real loop
 //! devices whose size blockdev reads and whose contents mkfs.fat and
 //! make-fixture made.
 
@@ -121,6 +122,10 @@ fn fake_machine(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         None,
         &[("size", "8388608"), ("dev", "252:0")],
     );
+    // An optical drive with a disc, which the kernel calls removable.
+    let cd = "pci0000:00/0000:00:17.0/ata2/host1/target1:0:0/1:0:0:0";
+    let sr = [("size", "1331200"), ("removable", "1"), ("dev", "11:0")];
+    disk(&sys, cd, "sr0", Some(cd), &sr);
     let mountinfo = dir.join("mountinfo");
     fs::write(
         &mountinfo,

@@ -26,6 +26,9 @@ pub const SCHEMA: &str = "esxstick.devices/1";
 
 /// Major number of Linux loop devices.
 const LOOP_MAJOR: &str = "7";
+/// Major numbers of disks no stick is written to: floppy drives (2) and
+/// optical drives (11), which the kernel calls removable.
+const NOT_STICKS: [&str; 2] = ["2", "11"];
 
 /// Where devices are looked up: sysfs, the mount table and the device
 /// nodes. [`Probe::default`] is the running system's.
@@ -139,9 +142,9 @@ pub struct Device {
 
 /// The whole disks of the machine, by name: removable ones (and every USB
 /// or MMC disk), or with `all` also fixed disks and loop devices. Virtual
-/// devices other than loop devices (zram, device mapper, RAID) and disks
-/// without a medium (size 0: an empty card reader, a free loop device)
-/// are left out. Reading what a device holds never fails the listing.
+/// devices other than loop devices (zram, device mapper, RAID), floppy
+/// and optical drives, and disks without a medium (size 0: an empty card
+/// reader, a free loop device) are left out. Reading what a device holds never fails the listing.
 pub fn list(probe: &Probe, all: bool) -> Vec<Device> {
     let mounts = mount_table(&probe.mountinfo);
     let Ok(entries) = fs::read_dir(probe.sysfs.join("block")) else {
@@ -171,8 +174,10 @@ fn describe(probe: &Probe, name: &str, mounts: &[(String, String)]) -> Option<De
     let sys = fs::canonicalize(&link).ok()?;
     let root = fs::canonicalize(&probe.sysfs).ok()?;
     let rel = sys.strip_prefix(&root).ok()?.to_path_buf();
-    let is_loop = read(&sys.join("dev")).is_some_and(|d| d.split(':').next() == Some(LOOP_MAJOR));
-    if rel.starts_with("devices/virtual") && !is_loop {
+    let dev = read(&sys.join("dev"))?;
+    let major = dev.split(':').next().unwrap_or_default();
+    let is_loop = major == LOOP_MAJOR;
+    if (rel.starts_with("devices/virtual") && !is_loop) || NOT_STICKS.contains(&major) {
         return None;
     }
     let bytes = read(&sys.join("size"))?.parse::<u64>().ok()? * SECTOR;
