@@ -623,6 +623,7 @@ mod tests {
             (Field::HiddenSectors, 0x1c, 4),
             (Field::TotalSectors32, 0x20, 4),
             (Field::SectorsPerFat32, 0x24, 4),
+            (Field::BackupBootSector, 0x32, 2),
         ];
         for (field, offset, width) in spec {
             assert_eq!(
