@@ -253,6 +253,9 @@ pub enum Command {
     /// partitions, and what it holds now — an ESXi stick with its build
     /// and layout, an ESXi image, a FAT volume with its label, nothing.
     /// Reads only; a device that cannot be read is listed as such.
+    ///
+    /// Then, e.g.: `esxstick write IMAGE /dev/sdb`, `esxstick wipe
+    /// /dev/sdb`.
     Devices(DevicesArgs),
     /// Give a stick back for everyday use: one FAT32 partition over the
     /// whole device, as sticks are sold.
@@ -266,6 +269,9 @@ pub enum Command {
     /// --force — and what it holds is shown and must be confirmed on a
     /// terminal unless --yes (without a terminal, --yes is required). An
     /// image file is wiped at its size.
+    ///
+    /// Find the stick with `esxstick devices`, then e.g. `esxstick wipe
+    /// /dev/sdb --label BACKUP`.
     Wipe(WipeArgs),
     /// Print a completion script for a shell on stdout.
     ///
