@@ -130,7 +130,8 @@ fn fake_machine(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     fs::write(
         &mountinfo,
         "22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n\
-         40 22 8:17 / /media/usb\\040stick rw,nosuid - vfat /dev/sdb1 rw\n",
+         40 22 8:17 / /media/usb\\040stick rw,nosuid - vfat /dev/sdb1 rw\n\
+         41 22 0:45 / /media/card rw shared:7 - btrfs /dev/mmcblk0 rw\n",
     )
     .unwrap();
     // What the devices hold: an ESXi image (make-fixture), a FAT volume
@@ -207,6 +208,11 @@ fn a_fake_machine_lists_its_sticks_and_cards_and_with_all_its_disks() {
     assert_eq!(card["read_only"], true);
     assert_eq!(card["model"], "SD32G");
     assert_eq!(card["serial"], "0x1234abcd");
+    assert_eq!(
+        card["mounted"],
+        serde_json::json!([{"device": "mmcblk0", "at": "/media/card"}]),
+        "found by its mount source: btrfs shows no real device number"
+    );
     assert_eq!(card["holds"]["kind"], "fat-volume");
     assert_eq!(card["holds"]["label"], "CARD");
 

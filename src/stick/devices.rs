@@ -169,7 +169,7 @@ fn is_portable(d: &Device) -> bool {
 }
 
 /// The device `name` of sysfs, unless it is not one to list.
-fn describe(probe: &Probe, name: &str, mounts: &[(String, String)]) -> Option<Device> {
+fn describe(probe: &Probe, name: &str, mounts: &[MountLine]) -> Option<Device> {
     let link = probe.sysfs.join("block").join(name);
     let sys = fs::canonicalize(&link).ok()?;
     let root = fs::canonicalize(&probe.sysfs).ok()?;
@@ -258,9 +258,10 @@ fn usb_device(sys: &Path, root: &Path) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
-/// The mounts of the disk at `sys` (named `name`) and of its partitions,
-/// from the mount table's MAJOR:MINOR.
-fn mounted(sys: &Path, name: &str, mounts: &[(String, String)]) -> Vec<Mount> {
+/// The mounts of the disk at `sys` (named `name`) and of its partitions:
+/// by MAJOR:MINOR, or by the mount source `/dev/NAME` (btrfs, for one,
+/// shows an anonymous device number).
+fn mounted(sys: &Path, name: &str, mounts: &[MountLine]) -> Vec<Mount> {
     let mut devs: Vec<(String, String)> = Vec::new();
     if let Some(dev) = read(&sys.join("dev")) {
         devs.push((name.to_string(), dev));
@@ -279,29 +280,48 @@ fn mounted(sys: &Path, name: &str, mounts: &[(String, String)]) -> Vec<Mount> {
     }
     devs.iter()
         .flat_map(|(device, dev)| {
+            let node = format!("/dev/{device}");
             mounts
                 .iter()
-                .filter(move |(d, _)| d == dev)
-                .map(|(_, at)| Mount {
+                .filter(move |m| &m.dev == dev || m.source == node)
+                .map(|m| Mount {
                     device: device.clone(),
-                    at: at.clone(),
+                    at: m.at.clone(),
                 })
         })
         .collect()
 }
 
-/// The mount table as (MAJOR:MINOR, mount point) pairs; empty when it
-/// cannot be read.
-fn mount_table(path: &Path) -> Vec<(String, String)> {
-    let Ok(text) = fs::read_to_string(path) else {
-        return Vec::new();
-    };
+/// One line of the mount table: what is mounted where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MountLine {
+    /// MAJOR:MINOR (field 3).
+    dev: String,
+    /// The mount point (field 5), unescaped.
+    at: String,
+    /// The mount source (after the ` - ` separator and the file system
+    /// type), e.g. `/dev/sdb1`.
+    source: String,
+}
+
+/// The mount table; empty when it cannot be read.
+fn mount_table(path: &Path) -> Vec<MountLine> {
+    fs::read_to_string(path)
+        .map(|text| parse_mounts(&text))
+        .unwrap_or_default()
+}
+
+/// The lines of a mount table's `text` (`/proc/self/mountinfo`'s form);
+/// lines of another form are skipped.
+fn parse_mounts(text: &str) -> Vec<MountLine> {
     text.lines()
         .filter_map(|line| {
-            let mut fields = line.split(' ');
-            let dev = fields.nth(2)?;
-            let at = fields.nth(1)?;
-            Some((dev.to_string(), unescape(at)))
+            let (head, tail) = line.split_once(" - ")?;
+            let mut fields = head.split(' ');
+            let dev = fields.nth(2)?.to_string();
+            let at = unescape(fields.nth(1)?);
+            let source = unescape(tail.split(' ').nth(1)?);
+            Some(MountLine { dev, at, source })
         })
         .collect()
 }
@@ -381,6 +401,25 @@ pub struct DeviceList {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mount_lines_give_device_point_and_source() {
+        let text = "36 1 8:17 / /media/a\\040b rw,nosuid shared:1 - vfat /dev/sdb1 rw\n\
+                    37 1 0:45 / /mnt rw - btrfs /dev/sdc rw\nbroken line\n";
+        let lines = parse_mounts(text);
+        let line = |dev: &str, at: &str, source: &str| MountLine {
+            dev: dev.into(),
+            at: at.into(),
+            source: source.into(),
+        };
+        assert_eq!(
+            lines,
+            [
+                line("8:17", "/media/a b", "/dev/sdb1"),
+                line("0:45", "/mnt", "/dev/sdc")
+            ]
+        );
+    }
 
     #[test]
     fn mount_points_are_unescaped() {
