@@ -780,7 +780,7 @@ pub enum Refusal {
     /// The device or one of its partitions is mounted.
     #[error("is mounted ({device} on {at}); unmount it first")]
     Mounted {
-        /// The mounted device, as MAJOR:MINOR.
+        /// The mounted disk or partition, by name (`sdb1`).
         device: String,
         /// Where (as /proc/self/mountinfo writes it).
         at: String,

@@ -16,6 +16,7 @@ use crate::ioctl;
 use crate::plan::Plan;
 use crate::size;
 use crate::stick::contents::Contents;
+use crate::stick::devices;
 
 /// Major number of Linux loop devices: virtual disks backed by a file.
 const LOOP_MAJOR: u32 = 7;
@@ -393,7 +394,7 @@ fn device_refusal(sys: &Path, rdev: u64, force: bool) -> Option<Refusal> {
     if sys.join("partition").exists() {
         return Some(Refusal::Partition);
     }
-    if let Some((device, at)) = mounted(rdev, sys) {
+    if let Some((device, at)) = mounted(sys) {
         return Some(Refusal::Mounted { device, at });
     }
     let is_loop = nix::sys::stat::major(rdev) == u64::from(LOOP_MAJOR);
@@ -537,38 +538,19 @@ fn read_sys(path: &Path) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-/// Which of the device and its partitions is mounted where (MAJOR:MINOR
-/// and mount point), if any is (from /proc/self/mountinfo, whose third
-/// field is MAJOR:MINOR).
-fn mounted(rdev: u64, sys: &Path) -> Option<(String, String)> {
-    let mut devs = vec![sys_dev_id(rdev)];
-    if let Ok(entries) = fs::read_dir(sys) {
-        for entry in entries.flatten() {
-            if entry.path().join("partition").exists() {
-                if let Some(dev) = read_sys(&entry.path().join("dev")) {
-                    devs.push(dev);
-                }
-            }
-        }
-    }
-    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split(' ').collect();
-        match (fields.get(2), fields.get(4)) {
-            (Some(dev), Some(at)) if devs.iter().any(|d| d == dev) => {
-                Some((dev.to_string(), at.to_string()))
-            }
-            _ => None,
-        }
-    })
-}
-
-fn sys_dev_id(rdev: u64) -> String {
-    format!(
-        "{}:{}",
-        nix::sys::stat::major(rdev),
-        nix::sys::stat::minor(rdev)
-    )
+/// Which of the device (sysfs directory `sys`) and its partitions is
+/// mounted where, if any is: the first mount [`devices::mounts_of`]
+/// finds in /proc/self/mountinfo.
+fn mounted(sys: &Path) -> Option<(String, String)> {
+    let name = fs::canonicalize(sys)
+        .ok()?
+        .file_name()?
+        .to_string_lossy()
+        .into_owned();
+    devices::mounts_of(sys, &name, Path::new(devices::MOUNTINFO))
+        .into_iter()
+        .next()
+        .map(|m| (m.device, m.at))
 }
 
 fn describe_device(path: &Path, sys: &Path, bytes: u64) -> String {

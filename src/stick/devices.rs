@@ -24,6 +24,8 @@ use crate::stick::contents::Contents;
 /// Version of the JSON document `devices --json` prints.
 pub const SCHEMA: &str = "esxstick.devices/1";
 
+/// The running system's mount table.
+pub const MOUNTINFO: &str = "/proc/self/mountinfo";
 /// Major number of Linux loop devices.
 const LOOP_MAJOR: &str = "7";
 /// Major numbers of disks no stick is written to: floppy drives (2) and
@@ -46,7 +48,7 @@ impl Default for Probe {
     fn default() -> Probe {
         Probe {
             sysfs: PathBuf::from("/sys"),
-            mountinfo: PathBuf::from("/proc/self/mountinfo"),
+            mountinfo: PathBuf::from(MOUNTINFO),
             dev: PathBuf::from("/dev"),
         }
     }
@@ -256,6 +258,13 @@ fn usb_device(sys: &Path, root: &Path) -> Option<PathBuf> {
         .take_while(|dir| dir.starts_with(root) && *dir != root)
         .find(|dir| dir.join("idVendor").is_file())
         .map(Path::to_path_buf)
+}
+
+/// The mounts of the disk at sysfs directory `sys` (named `name`) and of
+/// its partitions, from the mount table at `mountinfo` (what `write`
+/// checks before it writes a disk).
+pub fn mounts_of(sys: &Path, name: &str, mountinfo: &Path) -> Vec<Mount> {
+    mounted(sys, name, &mount_table(mountinfo))
 }
 
 /// The mounts of the disk at `sys` (named `name`) and of its partitions:
