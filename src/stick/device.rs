@@ -18,6 +18,8 @@ use crate::size;
 use crate::stick::contents::Contents;
 use crate::stick::devices;
 
+/// Where sysfs is mounted.
+const SYSFS: &str = "/sys";
 /// Major number of Linux loop devices: virtual disks backed by a file.
 const LOOP_MAJOR: u32 = 7;
 
@@ -528,7 +530,7 @@ fn write_open_error(path: &Path) -> impl Fn(io::Error) -> Error + '_ {
 /// /sys/dev/block/MAJOR:MINOR for a device number.
 fn sysfs_dir(rdev: u64) -> PathBuf {
     let (major, minor) = (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
-    PathBuf::from(format!("/sys/dev/block/{major}:{minor}"))
+    Path::new(SYSFS).join(format!("dev/block/{major}:{minor}"))
 }
 
 fn read_sys(path: &Path) -> Option<String> {
@@ -553,15 +555,16 @@ fn mounted(sys: &Path) -> Option<(String, String)> {
         .map(|m| (m.device, m.at))
 }
 
+/// What the confirmation shows of the block device at `path` (sysfs
+/// directory `sys`): vendor, model and serial as `devices` finds them
+/// (for USB storage, the USB device's serial), a loop device's file, and
+/// the size.
 fn describe_device(path: &Path, sys: &Path, bytes: u64) -> String {
-    let field = |name: &str| read_sys(&sys.join("device").join(name));
-    let mut parts = Vec::new();
-    for name in ["vendor", "model"] {
-        if let Some(v) = field(name) {
-            parts.push(v);
-        }
-    }
-    if let Some(serial) = field("serial").or_else(|| read_sys(&sys.join("serial"))) {
+    let id = fs::canonicalize(sys)
+        .map(|sys| devices::identify(&sys, Path::new(SYSFS)))
+        .unwrap_or_default();
+    let mut parts: Vec<String> = [id.vendor, id.model].into_iter().flatten().collect();
+    if let Some(serial) = id.serial {
         parts.push(format!("serial {serial}"));
     }
     if let Some(backing) = read_sys(&sys.join("loop/backing_file")) {

@@ -191,11 +191,7 @@ fn describe(probe: &Probe, name: &str, mounts: &[MountLine]) -> Option<Device> {
     } else {
         transport(&rel, name)
     };
-    let device = sys.join("device");
-    let usb = usb_device(&sys, &root);
-    let field = |file: &str, usb_file: &str| {
-        read(&device.join(file)).or_else(|| usb.as_ref().and_then(|u| read(&u.join(usb_file))))
-    };
+    let id = identify(&sys, &root);
     let path = probe.dev.join(name);
     let holds = Contents::of(&path);
     Some(Device {
@@ -204,13 +200,9 @@ fn describe(probe: &Probe, name: &str, mounts: &[MountLine]) -> Option<Device> {
         transport,
         removable: is_loop || read(&sys.join("removable")).as_deref() == Some("1"),
         read_only: read(&sys.join("ro")).as_deref() == Some("1"),
-        // A virtio disk's "vendor" is a PCI vendor number, not a name.
-        vendor: field("vendor", "manufacturer").filter(|v| !v.starts_with("0x")),
-        model: field("model", "product").or_else(|| read(&device.join("name"))),
-        serial: usb
-            .as_ref()
-            .and_then(|u| read(&u.join("serial")))
-            .or_else(|| read(&device.join("serial"))),
+        vendor: id.vendor,
+        model: id.model,
+        serial: id.serial,
         backing_file: read(&sys.join("loop/backing_file")),
         mounted: mounted(&sys, name, mounts),
         holds_text: holds.to_string(),
@@ -218,6 +210,37 @@ fn describe(probe: &Probe, name: &str, mounts: &[MountLine]) -> Option<Device> {
         path,
         fits: None,
     })
+}
+
+/// Vendor, model and serial number of a disk, as far as it says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// Vendor (the SCSI vendor, or the USB device's manufacturer).
+    pub vendor: Option<String>,
+    /// Model (the SCSI model, the USB product, an MMC card's name).
+    pub model: Option<String>,
+    /// Serial number: the USB device's for USB storage, else the disk's.
+    pub serial: Option<String>,
+}
+
+/// The identity of the disk at sysfs directory `sys` (resolved, below
+/// the sysfs root `root`): its `device/` attributes, and for USB storage
+/// those of the USB device, an ancestor in sysfs, which holds the serial.
+pub fn identify(sys: &Path, root: &Path) -> Identity {
+    let device = sys.join("device");
+    let usb = usb_device(sys, root);
+    let field = |file: &str, usb_file: &str| {
+        read(&device.join(file)).or_else(|| usb.as_ref().and_then(|u| read(&u.join(usb_file))))
+    };
+    Identity {
+        // A virtio disk's "vendor" is a PCI vendor number, not a name.
+        vendor: field("vendor", "manufacturer").filter(|v| !v.starts_with("0x")),
+        model: field("model", "product").or_else(|| read(&device.join("name"))),
+        serial: usb
+            .as_ref()
+            .and_then(|u| read(&u.join("serial")))
+            .or_else(|| read(&device.join("serial"))),
+    }
 }
 
 /// How the disk at sysfs path `rel` (below the sysfs root) is attached,
