@@ -133,6 +133,28 @@ pub enum Error {
         state: StickState,
     },
 
+    /// Wiping a stick failed part-way.
+    #[error("wiping {} stopped at {step}: {cause}; {state} — fix the cause and run wipe again", path.display())]
+    WipeFailed {
+        /// The target path.
+        path: PathBuf,
+        /// What was being written.
+        step: crate::stick::wipe::WipeStep,
+        /// What went wrong.
+        cause: Box<Error>,
+        /// The state the stick is left in.
+        state: StickState,
+    },
+
+    /// A volume label that FAT cannot hold.
+    #[error("--label {label:?}: {reason}")]
+    Label {
+        /// The label given.
+        label: String,
+        /// Why it cannot be used.
+        reason: &'static str,
+    },
+
     /// The write was interrupted (SIGINT, SIGTERM) between two writes.
     #[error("writing {} interrupted at {phase}: {state}; run the same command again", path.display())]
     Interrupted {
@@ -758,7 +780,7 @@ pub enum Refusal {
     /// The device or one of its partitions is mounted.
     #[error("is mounted ({device} on {at}); unmount it first")]
     Mounted {
-        /// The mounted device, as MAJOR:MINOR.
+        /// The mounted disk or partition, by name (`sdb1`).
         device: String,
         /// Where (as /proc/self/mountinfo writes it).
         at: String,
@@ -904,6 +926,8 @@ impl Error {
             Error::Update { .. } => "update",
             Error::UpdateFailed { .. } => "update-failed",
             Error::DamagedModule { .. } => "damaged-module",
+            Error::WipeFailed { .. } => "wipe-failed",
+            Error::Label { .. } => "label",
         }
     }
 }

@@ -21,6 +21,8 @@ pub enum Phase {
     Modules,
     /// Checking the rest of a compressed source (its MD5).
     SourceCheck,
+    /// Formatting a FAT volume (`wipe`).
+    Format,
     /// Writing the partition table.
     Tables,
     /// Writing the boot.cfg that makes an updated bank the one that boots.
@@ -38,6 +40,7 @@ impl Phase {
             Phase::BootPartition => "boot partition",
             Phase::Modules => "modules",
             Phase::SourceCheck => "source check",
+            Phase::Format => "format",
             Phase::Tables => "tables",
             Phase::Commit => "commit",
             Phase::Verify => "verify",

@@ -746,8 +746,12 @@ fn readme_documents_every_json_field_printed() {
     let src = s(&source);
     let dir = scratch("trust-readme");
     let stick = dir.join("stick.img");
+    let wiped = dir.join("wiped.img");
+    sparse(&wiped, 64 << 20);
     let mut found = Vec::new();
     for args in [
+        vec!["devices", "--all", "--for", src, "--json"],
+        vec!["wipe", s(&wiped), "--yes", "--json"],
         vec!["inspect", src, "--json"],
         vec!["plan", src, "--size", "64M", "--json"],
         vec!["write", src, s(&stick), "--size", "64M", "--json"],

@@ -245,6 +245,49 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the disks a stick can be: which /dev/sdX is the stick.
+    ///
+    /// One line per removable whole disk (USB sticks and card readers, SD
+    /// cards): its path, size, transport, vendor, model and serial (of the
+    /// USB device, for USB storage), whether it is read-only, its mounted
+    /// partitions, and what it holds now — an ESXi stick with its build
+    /// and layout, an ESXi image, a FAT volume with its label, nothing.
+    /// Reads only; a device that cannot be read is listed as such.
+    ///
+    /// Then, e.g.: `esxstick write IMAGE /dev/sdb`, `esxstick wipe
+    /// /dev/sdb`.
+    Devices(DevicesArgs),
+    /// Give a stick back for everyday use: one FAT32 partition over the
+    /// whole device, as sticks are sold.
+    ///
+    /// Writes one primary partition (type 0x0C) from 1 MiB to the end of
+    /// the device and formats it FAT32 with the label given (a stick too
+    /// small for FAT32, under about 34 MB, gets FAT16, type 0x0E, and the
+    /// report says so). The old table is invalidated first and the new one
+    /// written last. The target is checked as `write` checks it — never a
+    /// partition, a read-only or mounted disk, or a fixed disk without
+    /// --force — and what it holds is shown and must be confirmed on a
+    /// terminal unless --yes (without a terminal, --yes is required). An
+    /// image file is wiped at its size.
+    ///
+    /// Find the stick with `esxstick devices`, then e.g. `esxstick wipe
+    /// /dev/sdb --label BACKUP`.
+    Wipe(WipeArgs),
+    /// Print a completion script for a shell on stdout.
+    ///
+    /// Install it, e.g. `esxstick completions bash >
+    /// /etc/bash_completion.d/esxstick`, `esxstick completions zsh >
+    /// /usr/local/share/zsh/site-functions/_esxstick`, `esxstick
+    /// completions fish > ~/.config/fish/completions/esxstick.fish`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on stdout.
+    ///
+    /// Read it with `esxstick man | man -l -`; install it with `esxstick
+    /// man > /usr/local/share/man/man1/esxstick.1`.
+    Man,
 }
 
 impl Command {
@@ -259,7 +302,9 @@ impl Command {
             Command::Verify(args) => args.json,
             Command::Backup(args) => args.json,
             Command::Update(args) => args.json,
-            Command::Extract { .. } => false,
+            Command::Devices(args) => args.json,
+            Command::Wipe(args) => args.json,
+            Command::Extract { .. } | Command::Completions { .. } | Command::Man => false,
         }
     }
 }
@@ -341,6 +386,44 @@ pub struct UpdateArgs {
     pub quiet: bool,
     /// Print only a final JSON report (schemas "esxstick.update/1" and
     /// "esxstick.verify/1").
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `devices`' arguments (see [`Command::Devices`]).
+#[derive(clap::Args)]
+pub struct DevicesArgs {
+    /// List fixed disks and loop devices too.
+    #[arg(long)]
+    pub all: bool,
+    /// Also say whether the default plan of this ESXi image (compressed
+    /// or not), ISO or stick fits each device.
+    #[arg(long = "for", value_name = "SOURCE")]
+    pub for_source: Option<PathBuf>,
+    /// Print the list as JSON (schema "esxstick.devices/1").
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `wipe`'s arguments (see [`Command::Wipe`]).
+#[derive(clap::Args)]
+pub struct WipeArgs {
+    /// The stick: a whole block device or an existing image file.
+    pub target: PathBuf,
+    /// The FAT volume label: up to 11 letters, digits, spaces or
+    /// !#$%&'()-@^_`{}~ (lower case is made upper case).
+    #[arg(long, value_name = "NAME", default_value = "USB")]
+    pub label: String,
+    /// Do not ask for confirmation.
+    #[arg(long, short)]
+    pub yes: bool,
+    /// Allow a non-removable disk.
+    #[arg(long)]
+    pub force: bool,
+    /// No progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print only a final JSON report (schema "esxstick.wipe/1").
     #[arg(long)]
     pub json: bool,
 }

@@ -6,6 +6,7 @@
 mod args;
 mod confirm;
 mod interrupt;
+mod manual;
 mod progress;
 mod render;
 
@@ -26,12 +27,16 @@ use esxstick::size::group;
 use esxstick::stick::burn;
 use esxstick::stick::contents::Contents;
 use esxstick::stick::device::{self, Target};
+use esxstick::stick::devices::{self, DeviceList, FitCheck, Probe};
 use esxstick::stick::update;
 use esxstick::stick::verify::{self, VerifyReport};
+use esxstick::stick::wipe;
 use esxstick::Error;
 use serde::Serialize;
 
-use args::{BackupArgs, Cli, Command, ConfigArgs, ImageArgs, UpdateArgs, VerifyArgs};
+use args::{
+    BackupArgs, Cli, Command, ConfigArgs, DevicesArgs, ImageArgs, UpdateArgs, VerifyArgs, WipeArgs,
+};
 use progress::Bars;
 use render::{emit, to_json};
 
@@ -200,6 +205,16 @@ fn run(command: Command) -> Result<(), Error> {
         Command::Update(args) => update(&args),
         Command::Layouts { json } => {
             layouts(json);
+            Ok(())
+        }
+        Command::Devices(args) => list_devices(&args),
+        Command::Wipe(args) => wipe(&args),
+        Command::Completions { shell } => {
+            emit(&manual::completions(shell));
+            Ok(())
+        }
+        Command::Man => {
+            emit(&manual::man());
             Ok(())
         }
     }
@@ -554,6 +569,72 @@ fn update(args: &UpdateArgs) -> Result<(), Error> {
         emit(&render::update(&outcome.update, &outcome.verify));
     }
     verdict(outcome.verify)
+}
+
+/// Where `devices` looks: the running system's /sys,
+/// /proc/self/mountinfo and /dev, unless the test seams ESXSTICK_SYSFS,
+/// ESXSTICK_MOUNTINFO and ESXSTICK_DEV name a tree of the test's own.
+fn probe() -> Probe {
+    let mut probe = Probe::default();
+    let var = |name| std::env::var_os(name).map(PathBuf::from);
+    if let Some(path) = var("ESXSTICK_SYSFS") {
+        probe.sysfs = path;
+    }
+    if let Some(path) = var("ESXSTICK_MOUNTINFO") {
+        probe.mountinfo = path;
+    }
+    if let Some(path) = var("ESXSTICK_DEV") {
+        probe.dev = path;
+    }
+    probe
+}
+
+/// `devices`: the disks, with `--for`, whether SOURCE's default plan
+/// fits each.
+fn list_devices(args: &DevicesArgs) -> Result<(), Error> {
+    let check = match &args.for_source {
+        Some(path) => {
+            let bars = Arc::new(Bars::new(!args.json && tty()));
+            let (_, inv) = esxi::open(path, None, true, bars)?;
+            Some((path, FitCheck::new(&inv)?))
+        }
+        None => None,
+    };
+    let mut list = devices::list(&probe(), args.all);
+    if let Some((_, check)) = &check {
+        for device in &mut list {
+            device.fits = Some(check.check(device.bytes));
+        }
+    }
+    if args.json {
+        emit(&to_json(&DeviceList {
+            schema: devices::SCHEMA,
+            all: args.all,
+            devices: list,
+        }));
+    } else {
+        let source = check.as_ref().map(|(path, _)| path.as_path());
+        emit(&render::fit(&render::devices(&list, args.all, source)));
+    }
+    Ok(())
+}
+
+/// `wipe`: the target checked and confirmed as `write`'s, then given
+/// back as one FAT32 partition.
+fn wipe(args: &WipeArgs) -> Result<(), Error> {
+    let label = wipe::volume_label(&args.label)?;
+    let mut target = Target::open_existing(&args.target, args.force)?;
+    if target.needs_confirmation() && !args.yes {
+        confirm::confirm(&target)?;
+    }
+    let bars = Arc::new(Bars::new(!args.quiet && !args.json && tty()));
+    let report = wipe::wipe(&mut target, &label, &*bars).inspect_err(|_| bars.clear())?;
+    if args.json {
+        emit(&to_json(&report));
+    } else {
+        emit(&render::fit(&render::wipe(&report)));
+    }
+    Ok(())
 }
 
 fn layouts(json: bool) {

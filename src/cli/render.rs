@@ -8,8 +8,10 @@ use esxstick::ondisk::table::Scheme;
 use esxstick::plan::choose::SmallestTarget;
 use esxstick::plan::{BankPlan, Plan};
 use esxstick::size::{self, group, human};
+use esxstick::stick::devices::{Device, Fit};
 use esxstick::stick::update::{UpdatePlan, UpdateReport};
 use esxstick::stick::verify::VerifyReport;
+use esxstick::stick::wipe::WipeReport;
 use esxstick::stick::write::WriteReport;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -65,7 +67,9 @@ pub fn fit(text: &str) -> String {
             continue;
         }
         let indent = " ".repeat(line.len() - line.trim_start().len() + 4);
-        let options = textwrap::Options::new(width).subsequent_indent(&indent);
+        let options = textwrap::Options::new(width)
+            .subsequent_indent(&indent)
+            .word_splitter(textwrap::WordSplitter::NoHyphenation);
         for part in textwrap::wrap(line, options) {
             line!(out, "{part}");
         }
@@ -695,5 +699,102 @@ pub fn update(report: &UpdateReport, verified: &VerifyReport) -> String {
         plan.active
     );
     out.push_str(&verify(verified));
+    out
+}
+
+/// `devices`: a line per disk (wrapped by [`fit`]) — path, size,
+/// transport, what it is, its state, what it holds, and with `--for`
+/// whether `source` fits.
+pub fn devices(list: &[Device], all: bool, source: Option<&std::path::Path>) -> String {
+    let mut out = String::new();
+    if list.is_empty() {
+        let what = if all { "disks" } else { "removable disks" };
+        line!(out, "no {what} found");
+    }
+    for d in list {
+        let mut parts = vec![identity(d)];
+        if d.read_only {
+            parts.push("read-only".into());
+        }
+        if !d.mounted.is_empty() {
+            let mounts: Vec<String> = d
+                .mounted
+                .iter()
+                .map(|m| format!("{} on {}", m.device, m.at))
+                .collect();
+            parts.push(format!("mounted: {}", mounts.join(", ")));
+        }
+        parts.push(format!("holds {}", d.holds_text));
+        if let (Some(fit), Some(source)) = (&d.fits, source) {
+            parts.push(fits(fit, source));
+        }
+        line!(
+            out,
+            "{}  {}  {}  {}",
+            d.path.display(),
+            human(d.bytes),
+            d.transport.name(),
+            parts.join("; ")
+        );
+    }
+    if !all {
+        line!(
+            out,
+            "(fixed disks and loop devices: esxstick devices --all)"
+        );
+    }
+    out
+}
+
+/// Vendor, model and serial of a device, or a loop device's file.
+fn identity(d: &Device) -> String {
+    let mut words: Vec<String> = [&d.vendor, &d.model]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    if let Some(serial) = &d.serial {
+        words.push(format!("serial {serial}"));
+    }
+    if let Some(file) = &d.backing_file {
+        words.push(format!("over {file}"));
+    }
+    if words.is_empty() {
+        words.push("unknown model".into());
+    }
+    words.join(" ")
+}
+
+/// Whether `source`'s default plan fits, and what it needs.
+fn fits(fit: &Fit, source: &std::path::Path) -> String {
+    let needs = fit
+        .needs_bytes
+        .map(|b| format!(", needs {}", human(b)))
+        .unwrap_or_default();
+    let verdict = if fit.fits { "fits" } else { "does not fit" };
+    format!("{} {verdict} ({}{needs})", source.display(), fit.layout)
+}
+
+/// `wipe`'s report: the partition and volume made, and any note.
+pub fn wipe(report: &WipeReport) -> String {
+    let mut out = String::new();
+    let p = &report.partition;
+    line!(
+        out,
+        "wiped {}: partition 1, type {}, sectors {}..{} ({}), {} labelled {:?}, \
+         volume ID {}, clusters of {} bytes",
+        report.target,
+        p.kind.code(),
+        group(p.start),
+        group(p.end()),
+        human(p.bytes()),
+        report.fat_type,
+        report.label,
+        report.volume_id,
+        group(report.cluster_bytes)
+    );
+    for note in &report.notes {
+        line!(out, "note: {note}");
+    }
     out
 }

@@ -105,6 +105,8 @@ pub enum Field {
     TotalSectors32,
     /// Sectors per FAT on FAT32.
     SectorsPerFat32,
+    /// The sector of the backup boot sector on FAT32 (usually 6).
+    BackupBootSector,
 }
 
 impl Field {
@@ -123,6 +125,7 @@ impl Field {
             Field::HiddenSectors => 0x1c,
             Field::TotalSectors32 => 0x20,
             Field::SectorsPerFat32 => 0x24,
+            Field::BackupBootSector => 0x32,
         }
     }
 
@@ -150,6 +153,7 @@ impl Field {
             Field::HiddenSectors => "hidden_sectors",
             Field::TotalSectors32 => "total_sectors_32",
             Field::SectorsPerFat32 => "sectors_per_fat_32",
+            Field::BackupBootSector => "backup_boot_sector",
         }
     }
 
@@ -619,6 +623,7 @@ mod tests {
             (Field::HiddenSectors, 0x1c, 4),
             (Field::TotalSectors32, 0x20, 4),
             (Field::SectorsPerFat32, 0x24, 4),
+            (Field::BackupBootSector, 0x32, 2),
         ];
         for (field, offset, width) in spec {
             assert_eq!(

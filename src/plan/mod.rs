@@ -19,7 +19,7 @@ mod boot;
 mod build;
 pub mod choose;
 mod fat16;
-mod geometry;
+pub mod geometry;
 pub mod layout;
 mod payload;
 mod placement;

@@ -5,6 +5,8 @@
 use std::fmt;
 use std::path::Path;
 
+use serde::Serialize;
+
 use crate::error::Error;
 use crate::esxi::inventory::{self, Inventory, Role};
 use crate::image::source::Source;
@@ -15,8 +17,10 @@ use crate::plan::{choose, Payload};
 /// Bytes read to tell an empty target from one holding data.
 const EMPTY_CHECK_BYTES: usize = 1 << 20;
 
-/// What a target holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a target holds (in JSON: an object whose `kind` is the
+/// variant's name in kebab case, with its fields).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Contents {
     /// Nothing: its first MiB is zeros (or it is a new file).
     Empty,
@@ -47,13 +51,24 @@ pub enum Contents {
     },
     /// Data esxstick does not recognise.
     Unknown,
+    /// It cannot be read.
+    Unreadable {
+        /// Why not (the operating system's reason).
+        reason: String,
+    },
 }
 
 impl Contents {
     /// What the block device or image file at `path` holds (read only).
     pub fn of(path: &Path) -> Contents {
-        let Ok(source) = Source::open(path) else {
-            return Contents::Unknown;
+        let source = match Source::open(path) {
+            Ok(source) => source,
+            Err(Error::Open { source, .. }) => {
+                return Contents::Unreadable {
+                    reason: source.to_string(),
+                }
+            }
+            Err(_) => return Contents::Unknown,
         };
         if source.origin().is_some() {
             return Contents::Compressed;
@@ -124,6 +139,7 @@ impl fmt::Display for Contents {
                 )
             }
             Contents::Unknown => f.write_str("data without a partition table"),
+            Contents::Unreadable { reason } => write!(f, "what cannot be read ({reason})"),
         }
     }
 }

@@ -16,7 +16,10 @@ use crate::ioctl;
 use crate::plan::Plan;
 use crate::size;
 use crate::stick::contents::Contents;
+use crate::stick::devices;
 
+/// Where sysfs is mounted.
+const SYSFS: &str = "/sys";
 /// Major number of Linux loop devices: virtual disks backed by a file.
 const LOOP_MAJOR: u32 = 7;
 
@@ -98,6 +101,15 @@ impl Target {
         force: bool,
     ) -> Result<Target> {
         Target::open_checked(path, stick.len(), 0, source, force)
+    }
+
+    /// Opens the existing block device or image file at `path` to be
+    /// wiped at its size: the checks of [`Target::open`] (never the
+    /// source: there is none). A missing path is an [`Error::Open`]: a
+    /// wipe creates nothing.
+    pub fn open_existing(path: &Path, force: bool) -> Result<Target> {
+        fs::metadata(path).map_err(open_error(path))?;
+        Target::open_checked(path, 0, 0, None, force)
     }
 
     /// [`Target::open`] for a plan of `plan_bytes` that writes
@@ -384,7 +396,7 @@ fn device_refusal(sys: &Path, rdev: u64, force: bool) -> Option<Refusal> {
     if sys.join("partition").exists() {
         return Some(Refusal::Partition);
     }
-    if let Some((device, at)) = mounted(rdev, sys) {
+    if let Some((device, at)) = mounted(sys) {
         return Some(Refusal::Mounted { device, at });
     }
     let is_loop = nix::sys::stat::major(rdev) == u64::from(LOOP_MAJOR);
@@ -518,7 +530,7 @@ fn write_open_error(path: &Path) -> impl Fn(io::Error) -> Error + '_ {
 /// /sys/dev/block/MAJOR:MINOR for a device number.
 fn sysfs_dir(rdev: u64) -> PathBuf {
     let (major, minor) = (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
-    PathBuf::from(format!("/sys/dev/block/{major}:{minor}"))
+    Path::new(SYSFS).join(format!("dev/block/{major}:{minor}"))
 }
 
 fn read_sys(path: &Path) -> Option<String> {
@@ -528,49 +540,31 @@ fn read_sys(path: &Path) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-/// Which of the device and its partitions is mounted where (MAJOR:MINOR
-/// and mount point), if any is (from /proc/self/mountinfo, whose third
-/// field is MAJOR:MINOR).
-fn mounted(rdev: u64, sys: &Path) -> Option<(String, String)> {
-    let mut devs = vec![sys_dev_id(rdev)];
-    if let Ok(entries) = fs::read_dir(sys) {
-        for entry in entries.flatten() {
-            if entry.path().join("partition").exists() {
-                if let Some(dev) = read_sys(&entry.path().join("dev")) {
-                    devs.push(dev);
-                }
-            }
-        }
-    }
-    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split(' ').collect();
-        match (fields.get(2), fields.get(4)) {
-            (Some(dev), Some(at)) if devs.iter().any(|d| d == dev) => {
-                Some((dev.to_string(), at.to_string()))
-            }
-            _ => None,
-        }
-    })
+/// Which of the device (sysfs directory `sys`) and its partitions is
+/// mounted where, if any is: the first mount [`devices::mounts_of`]
+/// finds in /proc/self/mountinfo.
+fn mounted(sys: &Path) -> Option<(String, String)> {
+    let name = fs::canonicalize(sys)
+        .ok()?
+        .file_name()?
+        .to_string_lossy()
+        .into_owned();
+    devices::mounts_of(sys, &name, Path::new(devices::MOUNTINFO))
+        .into_iter()
+        .next()
+        .map(|m| (m.device, m.at))
 }
 
-fn sys_dev_id(rdev: u64) -> String {
-    format!(
-        "{}:{}",
-        nix::sys::stat::major(rdev),
-        nix::sys::stat::minor(rdev)
-    )
-}
-
+/// What the confirmation shows of the block device at `path` (sysfs
+/// directory `sys`): vendor, model and serial as `devices` finds them
+/// (for USB storage, the USB device's serial), a loop device's file, and
+/// the size.
 fn describe_device(path: &Path, sys: &Path, bytes: u64) -> String {
-    let field = |name: &str| read_sys(&sys.join("device").join(name));
-    let mut parts = Vec::new();
-    for name in ["vendor", "model"] {
-        if let Some(v) = field(name) {
-            parts.push(v);
-        }
-    }
-    if let Some(serial) = field("serial").or_else(|| read_sys(&sys.join("serial"))) {
+    let id = fs::canonicalize(sys)
+        .map(|sys| devices::identify(&sys, Path::new(SYSFS)))
+        .unwrap_or_default();
+    let mut parts: Vec<String> = [id.vendor, id.model].into_iter().flatten().collect();
+    if let Some(serial) = id.serial {
         parts.push(format!("serial {serial}"));
     }
     if let Some(backing) = read_sys(&sys.join("loop/backing_file")) {

@@ -4,14 +4,18 @@
 //! [`burn`], the two together as the `write` command does them;
 //! [`contents`], what a target holds before it is overwritten;
 //! [`update`], a stick's inactive bank rebuilt in place, crash-safely;
-//! [`fault`], the fault-injection seam the crash tests use.
+//! [`fault`], the fault-injection seam the crash tests use;
+//! [`devices`], the machine's disks as `devices` lists them; [`wipe`](mod@wipe),
+//! a stick given back as one FAT32 partition.
 //!
 //! A second kind of target (or several at once) goes here.
 
 pub mod burn;
 pub mod contents;
 pub mod device;
+pub mod devices;
 pub mod fault;
 pub mod update;
 pub mod verify;
+pub mod wipe;
 pub mod write;

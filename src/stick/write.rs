@@ -285,7 +285,7 @@ impl Job<'_> {
 
 /// Zeroes sector 0 and the GPT areas at both ends, then syncs: from here
 /// on the stick has no valid partition table until step 5.
-fn invalidate(disk: &Disk, bytes: u64) -> io::Result<()> {
+pub(super) fn invalidate(disk: &Disk, bytes: u64) -> io::Result<()> {
     let head = (GPT_AREA + 1) * SECTOR;
     let zeros = vec![0; head as usize];
     disk.write_at(&zeros, 0)?;
@@ -595,7 +595,11 @@ fn create_dirs<'a, T: fatfs::ReadWriteSeek>(
 /// others (EBRs; the backup GPT and the primary GPT entries), syncs, then
 /// sectors 0 and 1 — what makes the stick's table valid — and syncs
 /// again. `done` hears of every byte written.
-fn write_tables(sectors: Vec<(u64, Vec<u8>)>, disk: &Disk, done: &dyn Fn(u64)) -> io::Result<()> {
+pub(super) fn write_tables(
+    sectors: Vec<(u64, Vec<u8>)>,
+    disk: &Disk,
+    done: &dyn Fn(u64),
+) -> io::Result<()> {
     let (commit, rest): (Vec<_>, Vec<_>) =
         sectors.into_iter().partition(|(at, _)| *at < COMMIT_BYTES);
     for (at, bytes) in &rest {
@@ -610,7 +614,8 @@ fn write_tables(sectors: Vec<(u64, Vec<u8>)>, disk: &Disk, done: &dyn Fn(u64)) -
     disk.sync()
 }
 
-/// The target: positional writes counted, and views for fatfs; a write
+/// The target: positional writes counted, and views for fatfs (`write`,
+/// `update` and `wipe` all write through it); a write
 /// asked to stop ([`Observer::cancelled`]) fails with [`Interruption`].
 #[derive(Clone, Copy)]
 pub(super) struct Disk<'a> {
@@ -649,7 +654,7 @@ impl<'a> Disk<'a> {
     }
 
     /// A view of the whole target for fatfs, which reads and writes.
-    fn view(&self) -> DiskView<'a> {
+    pub(super) fn view(&self) -> DiskView<'a> {
         DiskView {
             disk: *self,
             view: FileView::read_only(self.file, self.len),
