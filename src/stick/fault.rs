@@ -14,13 +14,19 @@
 //! * `count` — nothing fails; the numbers of writes and syncs are printed
 //!   to stderr when the process ends (for tests that sweep N).
 //!
+//! A fourth field, `write:N:eio:SUFFIX`, aims the fault at one of several
+//! targets written at once: only calls on a target whose path ends with
+//! SUFFIX are counted (and can fail).
+//!
 //! Release builds never read the variable: these are no-ops there.
 
 use std::io;
+use std::path::Path;
 
 #[cfg(debug_assertions)]
 mod active {
     use std::io;
+    use std::path::Path;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
 
@@ -31,6 +37,8 @@ mod active {
         kind: String,
         n: u64,
         how: String,
+        /// Only targets whose path ends with this are counted.
+        target: Option<String>,
     }
 
     fn plan() -> Option<&'static Plan> {
@@ -41,7 +49,13 @@ mod active {
             let kind = parts.next()?.to_string();
             let n = parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
             let how = parts.next().unwrap_or("").to_string();
-            Some(Plan { kind, n, how })
+            let target = parts.next().map(str::to_string);
+            Some(Plan {
+                kind,
+                n,
+                how,
+                target,
+            })
         })
         .as_ref()
     }
@@ -59,7 +73,19 @@ mod active {
         }
     }
 
-    pub fn write(len: usize) -> io::Result<usize> {
+    /// Whether calls on `path` are counted: all, unless the plan names
+    /// a target.
+    fn counted(path: &Path) -> bool {
+        match plan().and_then(|p| p.target.as_deref()) {
+            Some(suffix) => path.to_string_lossy().ends_with(suffix),
+            None => true,
+        }
+    }
+
+    pub fn write(path: &Path, len: usize) -> io::Result<usize> {
+        if !counted(path) {
+            return Ok(len);
+        }
         let n = WRITES.fetch_add(1, Ordering::SeqCst) + 1;
         match plan() {
             Some(p) if p.kind == "write" && p.n == n => match p.how.as_str() {
@@ -82,7 +108,10 @@ mod active {
         }
     }
 
-    pub fn sync() -> io::Result<()> {
+    pub fn sync(path: &Path) -> io::Result<()> {
+        if !counted(path) {
+            return Ok(());
+        }
         let n = SYNCS.fetch_add(1, Ordering::SeqCst) + 1;
         match plan() {
             Some(p) if p.kind == "sync" && p.n == n && p.how == "kill" => {
@@ -105,22 +134,29 @@ mod active {
     }
 }
 
-/// Called before a write of `len` bytes to the target: how many bytes
-/// to write (all of them, but for an injected short write), or an
-/// injected error.
-pub fn write(len: usize) -> io::Result<usize> {
+/// Called before a write of `len` bytes to the target at `path`: how
+/// many bytes to write (all of them, but for an injected short write), or
+/// an injected error.
+pub fn write(path: &Path, len: usize) -> io::Result<usize> {
     #[cfg(debug_assertions)]
-    return active::write(len);
+    return active::write(path, len);
     #[cfg(not(debug_assertions))]
-    Ok(len)
+    {
+        let _ = path;
+        Ok(len)
+    }
 }
 
-/// Called before an fsync of the target: an injected error, or nothing.
-pub fn sync() -> io::Result<()> {
+/// Called before an fsync of the target at `path`: an injected error, or
+/// nothing.
+pub fn sync(path: &Path) -> io::Result<()> {
     #[cfg(debug_assertions)]
-    return active::sync();
+    return active::sync(path);
     #[cfg(not(debug_assertions))]
-    Ok(())
+    {
+        let _ = path;
+        Ok(())
+    }
 }
 
 /// With `ESXSTICK_FAULT=count`, prints the numbers of writes and syncs.

@@ -2,7 +2,8 @@
 //! opened safely; [`write`](mod@write), which carries out a plan with the partition
 //! table last; [`verify`], which reads the stick back and proves it;
 //! [`burn`], the two together as the `write` command does them;
-//! [`contents`], what a target holds before it is overwritten;
+//! [`fleet`], several targets written at once from one read of the
+//! source; [`contents`], what a target holds before it is overwritten;
 //! [`update`], a stick's inactive bank rebuilt in place, crash-safely;
 //! [`fault`], the fault-injection seam the crash tests use.
 //!
@@ -12,6 +13,7 @@ pub mod burn;
 pub mod contents;
 pub mod device;
 pub mod fault;
+pub mod fleet;
 pub mod update;
 pub mod verify;
 pub mod write;
