@@ -17,6 +17,7 @@ mod faults;
 mod hostile;
 mod inspect;
 mod modules;
+mod multi;
 mod plan;
 mod plan_properties;
 mod sources;

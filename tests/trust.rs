@@ -213,11 +213,7 @@ fn write_checks_the_target_before_printing_the_plan() {
     // A read-only loop device (losetup -r), and a read-only file.
     let backing = dir.join("ro.img");
     sparse(&backing, 128 << 20);
-    let ro = Command::new("losetup")
-        .args(["-r", "-f", "--show", s(&backing)])
-        .output()
-        .expect("losetup");
-    let ro = Loop(stdout(&ro).trim().to_string());
+    let ro = Loop::attach_read_only(&backing);
     let out = run(&["write", src, &ro.0, "--yes"]);
     assert_refused(&out, "is read-only");
     assert!(
