@@ -749,6 +749,11 @@ fn readme_documents_every_json_field_printed() {
         vec!["write", src, s(&stick), "--size", "64M", "--json"],
         vec!["verify", s(&stick), "--json"],
         vec!["plan", src, "--size", "1M", "--json"],
+        vec!["extract", src, s(&dir.join("x")), "--json"],
+        vec!["write", src, s(&dir.join("m1.img")), s(&dir.join("m2.img"))]
+            .into_iter()
+            .chain(["--size", "64M", "--json", "--no-verify"])
+            .collect(),
     ] {
         let out = run(&args);
         keys(&serde_json::from_slice(&out.stdout).unwrap(), &mut found);

@@ -14,7 +14,8 @@ use clap::{ArgGroup, Parser, Subcommand};
 /// Exit codes: 0 success; 1 verification failed; 2 bad input, bad usage,
 /// or the operation could not be carried out (one line on stderr says why;
 /// with --json also {"error": {"kind", "message"}} on stdout); 130/143 a
-/// write interrupted by SIGINT/SIGTERM.
+/// write interrupted by SIGINT/SIGTERM. Writing several targets: 0 when
+/// all verified, 2 when any was refused or could not be written, else 1.
 #[derive(Parser)]
 #[command(version, about, long_about)]
 pub struct Cli {

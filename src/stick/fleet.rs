@@ -6,7 +6,7 @@
 //! written before that proof is in. A target that fails stops alone: the
 //! others go on, and each one's outcome is returned.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
@@ -96,7 +96,9 @@ pub fn open_all(
 /// `targets` at once, each reporting to its own observer; `observer`
 /// hears what concerns them all. The source is proven once (see the
 /// module's introduction), each stick verified on its own thread when
-/// `checks.verify`. Returns every target's outcome, in the order given.
+/// `checks.verify` — but one at a time among targets on one medium
+/// (image files on one file system): parallel reads of one disk only
+/// make it seek. Returns every target's outcome, in the order given.
 pub fn burn_all(
     source: &Source,
     inv: &Inventory,
@@ -109,6 +111,11 @@ pub fn burn_all(
         observer.message("--no-module-check: the modules' gzip streams are not checked");
     }
     let verdict = Verdict::default();
+    let mut media: HashMap<u64, Arc<Mutex<()>>> = HashMap::new();
+    let targets: Vec<_> = targets
+        .into_iter()
+        .map(|(t, o)| (media.entry(t.medium()).or_default().clone(), t, o))
+        .collect();
     std::thread::scope(|s| {
         let verdict = &verdict;
         s.spawn(move || {
@@ -118,7 +125,7 @@ pub fn burn_all(
         });
         let writers: Vec<_> = targets
             .into_iter()
-            .map(|(target, observer)| {
+            .map(|(medium, target, observer)| {
                 let path = target.path().to_path_buf();
                 let job = Burn {
                     source,
@@ -126,6 +133,7 @@ pub fn burn_all(
                     plan,
                     verdict,
                     verify: checks.verify,
+                    medium,
                 };
                 (path, s.spawn(move || job.run(target, observer)))
             })
@@ -181,6 +189,8 @@ struct Burn<'a> {
     plan: &'a Plan,
     verdict: &'a Verdict,
     verify: bool,
+    /// Held while the stick is read back: one reader per medium.
+    medium: Arc<Mutex<()>>,
 }
 
 impl Burn<'_> {
@@ -205,6 +215,7 @@ impl Burn<'_> {
             });
         }
         let proof = self.verdict.wait()?;
+        let _one_reader = self.medium.lock().unwrap_or_else(|e| e.into_inner());
         let mut report = report;
         report.sha256 = proof.sha256.clone();
         burn::verify_written(self.source, self.inv, self.plan, &target, observer, report).map_err(
