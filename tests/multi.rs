@@ -295,3 +295,32 @@ fn the_old_force_spelling_still_means_allow_fixed() {
         assert!(out.status.success(), "{flag}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn a_damaged_module_stops_every_target_before_its_table() {
+    let image = fixture("bad-module");
+    let sticks = files("multi-damaged", 3);
+    let mut args = vec!["write", image.to_str().unwrap()];
+    args.extend(sticks.iter().map(|s| s.to_str().unwrap()));
+    args.extend(["--size", SIZE, "--yes"]);
+    let out = esxstick(&args);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    for stick in &sticks {
+        let line = summary_line(&text, stick);
+        assert!(line.starts_with("FAIL  "), "{text}");
+        assert!(
+            !has_table(stick),
+            "{}: sfdisk finds a table",
+            stick.display()
+        );
+    }
+    assert!(text.contains("sys.vgz"), "the module is named: {text}");
+    assert!(text.contains("0 of 3 targets"), "{text}");
+    // Control: the intact image writes all three (the same command).
+    let good = fixture("esxi40");
+    args[1] = good.to_str().unwrap();
+    let out = esxstick(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(sticks.iter().all(|s| has_table(s)));
+}
