@@ -324,3 +324,38 @@ fn a_damaged_module_stops_every_target_before_its_table() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(sticks.iter().all(|s| has_table(s)));
 }
+
+#[test]
+fn a_stick_that_stores_wrong_bytes_fails_its_verification_alone_exit_1() {
+    let sticks = files("multi-corrupt", 3);
+    let refs: Vec<&Path> = sticks.iter().map(PathBuf::as_path).collect();
+    // The 10th write to stick1.img (module data) lands with a byte
+    // flipped; the write itself succeeds.
+    let out = write_many(
+        &refs,
+        &["--json"],
+        &[("ESXSTICK_FAULT", "write:10:corrupt:stick1.img")],
+    );
+    assert_eq!(out.status.code(), Some(1), "only a verification failed");
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bad = &list[1];
+    assert_eq!(bad["ok"], false);
+    assert_eq!(bad["error"]["kind"], "verify-failed");
+    assert_eq!(bad["verify"]["ok"], false);
+    let item = bad["verify"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["ok"] == false)
+        .and_then(|c| c["item"].as_str())
+        .unwrap()
+        .to_string();
+    let name = item.strip_prefix("bank 5: ").expect("a file of bank 5");
+    // mcopy, not esxstick, says the file differs on that stick only.
+    let source = mcopy_file(&fixture("esxi40"), 5, name);
+    assert_ne!(mcopy_file(&sticks[1], 5, name), source, "{item}");
+    for i in [0, 2] {
+        assert_eq!(list[i]["ok"], true, "{}", list[i]);
+        assert_eq!(mcopy_file(&sticks[i], 5, name), source);
+    }
+}

@@ -4,6 +4,9 @@
 //!
 //! * `write:N:eio`, `write:N:enospc` — the N-th write fails;
 //! * `write:N:short` — the N-th write writes only half its bytes;
+//! * `write:N:corrupt` — the N-th write goes ahead with its first byte
+//!   flipped, as a medium that stores wrong data silently (the write
+//!   succeeds; only the verification can notice);
 //! * `write:N:sigint`, `write:N:sigterm` — the process sends itself that
 //!   signal at the N-th write (which then goes ahead), as a user pressing
 //!   Ctrl-C at that moment would;
@@ -20,11 +23,13 @@
 //!
 //! Release builds never read the variable: these are no-ops there.
 
+use std::borrow::Cow;
 use std::io;
 use std::path::Path;
 
 #[cfg(debug_assertions)]
 mod active {
+    use std::borrow::Cow;
     use std::io;
     use std::path::Path;
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -82,29 +87,37 @@ mod active {
         }
     }
 
-    pub fn write(path: &Path, len: usize) -> io::Result<usize> {
+    pub fn write<'b>(path: &Path, buf: &'b [u8]) -> io::Result<Cow<'b, [u8]>> {
+        let len = buf.len();
         if !counted(path) {
-            return Ok(len);
+            return Ok(Cow::Borrowed(buf));
         }
         let n = WRITES.fetch_add(1, Ordering::SeqCst) + 1;
         match plan() {
             Some(p) if p.kind == "write" && p.n == n => match p.how.as_str() {
-                "short" => Ok(len / 2),
+                "short" => Ok(Cow::Borrowed(buf.get(..len / 2).unwrap_or(buf))),
+                "corrupt" => {
+                    let mut copy = buf.to_vec();
+                    if let Some(first) = copy.first_mut() {
+                        *first ^= 0xff;
+                    }
+                    Ok(Cow::Owned(copy))
+                }
                 "sigint" | "sigterm" => {
                     let signal = match p.how.as_str() {
                         "sigint" => nix::sys::signal::Signal::SIGINT,
                         _ => nix::sys::signal::Signal::SIGTERM,
                     };
                     nix::sys::signal::raise(signal).map_err(io::Error::from)?;
-                    Ok(len)
+                    Ok(Cow::Borrowed(buf))
                 }
                 "kill" => {
                     kill();
-                    Ok(len)
+                    Ok(Cow::Borrowed(buf))
                 }
                 how => Err(error(how)),
             },
-            _ => Ok(len),
+            _ => Ok(Cow::Borrowed(buf)),
         }
     }
 
@@ -134,16 +147,16 @@ mod active {
     }
 }
 
-/// Called before a write of `len` bytes to the target at `path`: how
-/// many bytes to write (all of them, but for an injected short write), or
+/// Called before a write of `buf` to the target at `path`: the bytes to
+/// write (all of `buf`, but for an injected short or corrupt write), or
 /// an injected error.
-pub fn write(path: &Path, len: usize) -> io::Result<usize> {
+pub fn write<'b>(path: &Path, buf: &'b [u8]) -> io::Result<Cow<'b, [u8]>> {
     #[cfg(debug_assertions)]
-    return active::write(path, len);
+    return active::write(path, buf);
     #[cfg(not(debug_assertions))]
     {
         let _ = path;
-        Ok(len)
+        Ok(Cow::Borrowed(buf))
     }
 }
 

@@ -785,8 +785,8 @@ impl<'a> Disk<'a> {
         if self.observer.cancelled() {
             return Err(io::Error::other(Interruption));
         }
-        let len = fault::write(self.path, buf.len())?;
-        let n = self.file.write_at(buf.get(..len).unwrap_or(buf), offset)?;
+        let bytes = fault::write(self.path, buf)?;
+        let n = self.file.write_at(&bytes, offset)?;
         self.written.set(self.written.get() + n as u64);
         Ok(n)
     }
