@@ -124,7 +124,11 @@ fn a_read_only_target_is_left_out_and_the_others_are_written() {
     let before = digest(&ro);
     let dev = Loop::attach_read_only(&ro);
     let dev_path = PathBuf::from(&dev.0);
-    let out = write_many(&[&sticks[0], &dev_path, &sticks[1], &sticks[2]], &[], &[]);
+    // One of the others is a (writable) loop device.
+    sparse(&sticks[2], 64 << 20);
+    let rw = Loop::attach(&sticks[2]);
+    let rw_path = PathBuf::from(&rw.0);
+    let out = write_many(&[&sticks[0], &dev_path, &sticks[1], &rw_path], &[], &[]);
     let (text, err) = (stdout(&out), stderr(&out));
     assert_eq!(
         out.status.code(),
@@ -142,7 +146,7 @@ fn a_read_only_target_is_left_out_and_the_others_are_written() {
     assert!(err.contains("1 of 4 targets failed"), "{err}");
     drop(dev);
     assert_eq!(digest(&ro), before, "the refused target is untouched");
-    for stick in &sticks {
+    for stick in [&sticks[0], &sticks[1], &rw_path] {
         assert!(summary_line(&text, stick).starts_with("ok    "), "{text}");
         verifies(stick);
     }
