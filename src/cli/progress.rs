@@ -36,7 +36,7 @@ fn styled(template: &str, total: u64, prefix: &str) -> ProgressBar {
 }
 
 /// Prints a library message, unless `quiet`, without tearing `multi`'s
-/// bars.
+/// bars (a warning is `quiet` = false).
 fn note(multi: &MultiProgress, quiet: bool, text: &str) {
     if !quiet {
         multi.suspend(|| eprintln!("esxstick: {text}"));
@@ -119,6 +119,10 @@ impl Observer for Bars {
         note(&self.multi, self.quiet, text);
     }
 
+    fn warning(&self, text: &str) {
+        note(&self.multi, false, text);
+    }
+
     fn cancelled(&self) -> bool {
         crate::cli::interrupt::received().is_some()
     }
@@ -153,6 +157,10 @@ impl Observer for TargetBar {
 
     fn message(&self, text: &str) {
         note(&self.multi, self.quiet, text);
+    }
+
+    fn warning(&self, text: &str) {
+        note(&self.multi, false, text);
     }
 
     fn cancelled(&self) -> bool {

@@ -108,7 +108,7 @@ pub fn burn_all(
     checks: Checks,
 ) -> Vec<TargetOutcome> {
     if !checks.check_modules {
-        observer.message("--no-module-check: the modules' gzip streams are not checked");
+        observer.warning(write::NO_MODULE_CHECK);
     }
     let verdict = Verdict::default();
     let mut media: HashMap<u64, Arc<Mutex<()>>> = HashMap::new();

@@ -44,6 +44,9 @@ use crate::stick::fault;
 
 /// Version of the JSON report `write --json` prints.
 pub const SCHEMA: &str = "esxstick.write/1";
+/// What a write says when the modules' check is skipped.
+pub(super) const NO_MODULE_CHECK: &str =
+    "--no-module-check: the modules' gzip streams are not checked";
 /// Sectors cleared at each end of the disk: a GPT header and its entries.
 const GPT_AREA: u64 = 33;
 
@@ -130,7 +133,7 @@ pub(super) fn write_gated(
             check_modules: false
         }
     ) {
-        observer.message("--no-module-check: the modules' gzip streams are not checked");
+        observer.warning(NO_MODULE_CHECK);
     }
     target.prepare(plan.target_sectors * SECTOR)?;
     let written = Cell::new(0);
