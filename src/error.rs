@@ -198,6 +198,24 @@ pub enum Error {
         first: String,
     },
 
+    /// A check made once for several targets written at once (the
+    /// source's modules or MD5) failed: every one of them stops with it.
+    #[error("{0}")]
+    Shared(std::sync::Arc<Error>),
+
+    /// Several targets were written at once and some failed; the summary
+    /// printed before names each and why.
+    #[error("{failed} of {targets} targets failed (see the summary above)")]
+    Targets {
+        /// How many targets were refused, failed or did not verify.
+        failed: usize,
+        /// How many targets were given.
+        targets: usize,
+        /// Whether every failure was a verification (exit 1), not a
+        /// target refused or a write that could not be carried out (2).
+        verification_only: bool,
+    },
+
     /// The system gave no random bytes for a new UUID.
     #[error("cannot get random bytes for a new bank UUID: {reason}")]
     Random {
@@ -889,6 +907,11 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::VerifyFailed { .. } => exit::VERIFY_FAILED,
+            Error::Targets {
+                verification_only: true,
+                ..
+            } => exit::VERIFY_FAILED,
+            Error::Shared(e) => e.exit_code(),
             _ => exit::BAD_INPUT,
         }
     }
@@ -916,6 +939,8 @@ impl Error {
             Error::VerifyTarget { .. } => "verify-target",
             Error::MaybeSwapped { .. } => "maybe-swapped",
             Error::VerifyFailed { .. } => "verify-failed",
+            Error::Shared(e) => e.kind(),
+            Error::Targets { .. } => "targets",
             Error::Random { .. } => "random",
             Error::OutputNotEmpty { .. } => "output-not-empty",
             Error::Write { .. } => "write",

@@ -57,8 +57,14 @@ pub trait Observer: Send + Sync {
     fn advanced(&self, phase: Phase, bytes: u64);
     /// `phase` is over.
     fn finished(&self, phase: Phase);
-    /// Something the user should know, one line (e.g. what was skipped).
+    /// Something the user should know, one line (a front end may leave
+    /// it out when asked to be quiet).
     fn message(&self, text: &str);
+    /// Something the user must know even when asked to be quiet, one
+    /// line: a check skipped on request. By default, a message.
+    fn warning(&self, text: &str) {
+        self.message(text);
+    }
     /// Whether the front end asks the work to stop (the user pressed
     /// Ctrl-C): a write checks before each write call and stops between
     /// two, saying in what state it leaves the stick.

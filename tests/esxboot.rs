@@ -49,7 +49,7 @@ fn inspected_uuid(image: &Path, n: u64) -> Value {
 /// The loader boots bank 5 of `stick` with its UUID: kernel reached,
 /// `bootUUID=` equal to the sector dd reads and to `inspect`'s
 /// banks[5].uuid. Returns that UUID.
-fn boots_bank5(stick: &Path) -> String {
+pub(crate) fn boots_bank5(stick: &Path) -> String {
     let boot = EsxBoot::run(stick, Some(5));
     let report = boot.report();
     assert_eq!(boot.result(), "kernel-reached", "{report}");
@@ -62,7 +62,7 @@ fn boots_bank5(stick: &Path) -> String {
 
 /// Negative control: a copy of `stick` with bank 5's UUID sector zeroed
 /// by dd boots nothing: the loader finds no bank.
-fn no_bank_without_the_sector(stick: &Path) {
+pub(crate) fn no_bank_without_the_sector(stick: &Path) {
     let copy = stick.with_file_name("no-uuid-sector.img");
     fs::copy(stick, &copy).unwrap();
     let sector = sfdisk_start(&copy, 5) + 1;

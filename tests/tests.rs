@@ -20,6 +20,7 @@ mod inspect;
 mod installer;
 mod manual;
 mod modules;
+mod multi;
 mod plan;
 mod plan_properties;
 mod sources;

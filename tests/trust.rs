@@ -213,11 +213,7 @@ fn write_checks_the_target_before_printing_the_plan() {
     // A read-only loop device (losetup -r), and a read-only file.
     let backing = dir.join("ro.img");
     sparse(&backing, 128 << 20);
-    let ro = Command::new("losetup")
-        .args(["-r", "-f", "--show", s(&backing)])
-        .output()
-        .expect("losetup");
-    let ro = Loop(stdout(&ro).trim().to_string());
+    let ro = Loop::attach_read_only(&backing);
     let out = run(&["write", src, &ro.0, "--yes"]);
     assert_refused(&out, "is read-only");
     assert!(
@@ -757,6 +753,11 @@ fn readme_documents_every_json_field_printed() {
         vec!["write", src, s(&stick), "--size", "64M", "--json"],
         vec!["verify", s(&stick), "--json"],
         vec!["plan", src, "--size", "1M", "--json"],
+        vec!["extract", src, s(&dir.join("x")), "--json"],
+        vec!["write", src, s(&dir.join("m1.img")), s(&dir.join("m2.img"))]
+            .into_iter()
+            .chain(["--size", "64M", "--json", "--no-verify"])
+            .collect(),
     ] {
         let out = run(&args);
         keys(&serde_json::from_slice(&out.stdout).unwrap(), &mut found);

@@ -90,7 +90,7 @@ fn partition_file(image: &Path, start: u64, sectors: u64, dir: &Path, name: &str
 
 /// The oracles' view of a written stick: table, fsck.fat on every FAT,
 /// files equal to the source bank's, labels and IDs kept.
-fn check_with_oracles(variant: &str, stick: &Path, plan: &Value) {
+pub(crate) fn check_with_oracles(variant: &str, stick: &Path, plan: &Value) {
     assert_table_matches_plan(stick, plan);
     let dir = stick.parent().unwrap();
     let boot = boot_entry(plan);

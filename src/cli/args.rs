@@ -14,7 +14,8 @@ use clap::{ArgGroup, Parser, Subcommand};
 /// Exit codes: 0 success; 1 verification failed; 2 bad input, bad usage,
 /// or the operation could not be carried out (one line on stderr says why;
 /// with --json also {"error": {"kind", "message"}} on stdout); 130/143 a
-/// write interrupted by SIGINT/SIGTERM.
+/// write interrupted by SIGINT/SIGTERM. Writing several targets: 0 when
+/// all verified, 2 when any was refused or could not be written, else 1.
 #[derive(Parser)]
 #[command(version, about, long_about)]
 pub struct Cli {
@@ -33,6 +34,19 @@ pub struct ImageArgs {
     /// whole compressed image, on a second core while a stick is written).
     #[arg(long)]
     pub no_md5: bool,
+}
+
+/// What every command takes to say how much it prints.
+#[derive(clap::Args)]
+pub struct Output {
+    /// No progress bars and no notes on stderr; results and errors are
+    /// still printed.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print the result as JSON on stdout (schemas in README.md); a
+    /// failure as {"error": {"kind", "message"}}.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// What a new bank gets besides the source bank's files.
@@ -73,10 +87,9 @@ pub enum Command {
         /// (gzip, bzip2, xz, zstd), an installer ISO that carries one, or a
         /// block device (an existing stick).
         source: PathBuf,
-        /// Print the inventory as JSON (schema "esxstick.inventory/1",
-        /// documented in README.md).
-        #[arg(long)]
-        json: bool,
+        /// Output (--json: schema "esxstick.inventory/1").
+        #[command(flatten)]
+        output: Output,
         /// Skip reading every module through to check its gzip stream
         /// (CRC-32 and length); a damaged module is otherwise reported and
         /// makes inspect exit 2.
@@ -94,13 +107,18 @@ pub enum Command {
         /// ESXi disk image (compressed or not), installer ISO, or block
         /// device; see `esxstick inspect --help`.
         source: PathBuf,
-        /// Output directory; must be empty unless --force.
+        /// Output directory; must be empty unless --overwrite.
         dir: PathBuf,
         #[command(flatten)]
         image: ImageArgs,
-        /// Write into DIR even if it holds files (same names are replaced).
-        #[arg(long)]
-        force: bool,
+        /// Write into DIR even if it holds files (same names are replaced,
+        /// others kept).
+        #[arg(long, alias = "force")]
+        overwrite: bool,
+        /// Output (--json: schema "esxstick.extract/1", every file written
+        /// with its size and SHA-256).
+        #[command(flatten)]
+        output: Output,
     },
     /// Compute the stick layout for a target size and print it: a dry
     /// run that touches nothing.
@@ -135,31 +153,43 @@ pub enum Command {
         config: ConfigArgs,
         #[command(flatten)]
         image: ImageArgs,
-        /// Print the plan as JSON (schema "esxstick.plan/1", see README.md).
-        #[arg(long)]
-        json: bool,
+        /// Output (--json: schema "esxstick.plan/1").
+        #[command(flatten)]
+        output: Output,
     },
-    /// Write a bootable stick: the plan that `plan` prints, carried out on
-    /// a block device or image file, then verified.
+    /// Write a bootable stick (or several at once): the plan that `plan`
+    /// prints, carried out on a block device or image file, then verified.
     ///
     /// TARGET is a whole disk (/dev/sdX, /dev/loopN) or an image file
     /// (created, or extended, as a sparse file; give --size for a new
     /// one). Before the plan is printed the target is checked: never a
     /// partition, a read-only or mounted disk, a file locked by another
     /// esxstick or without room on its file system, the source through
-    /// any path, or a fixed disk without --force; its vendor, model, size,
+    /// any path, or a fixed disk without --allow-fixed; its vendor, model, size,
     /// serial and what it holds are shown and must be confirmed on a
     /// terminal unless --yes (without a terminal, --yes is required). The
     /// old partition table is invalidated first and the new one written
     /// last, so an interrupted write leaves a stick without a valid table,
     /// never a half-valid one; Ctrl-C stops it between two writes with a
     /// line saying so (exit 130; SIGTERM 143).
+    ///
+    /// Several TARGETs get the same plan (for --size, or the smallest
+    /// TARGET) from one read of the source: all are checked first, and a
+    /// target refused is named and left out; one confirmation lists the
+    /// rest; they are written in parallel, one progress bar each, and
+    /// verified each; a target that fails is named and the others go on.
+    /// A summary says ok or FAIL per target. Exit 0 when every target
+    /// verified, 2 when any was refused or could not be written, else 1
+    /// (a verification failed). --json prints a list of per-target
+    /// reports.
     Write {
         /// ESXi disk image (compressed or not), installer ISO, or block
         /// device; see `esxstick inspect --help`.
         source: PathBuf,
-        /// The stick: a whole block device or an image file.
-        target: PathBuf,
+        /// The stick: a whole block device or an image file; several
+        /// are written at once.
+        #[arg(required = true, value_name = "TARGET")]
+        targets: Vec<PathBuf>,
         /// A built-in layout name (see `esxstick layouts`) or a layout
         /// file [default: esxi-native for an ESXi 3.5/4.x (MBR) image,
         /// gpt-minimal for an ESXi 5+ (GPT) one].
@@ -179,11 +209,11 @@ pub enum Command {
         #[command(flatten)]
         image: ImageArgs,
         /// Do not ask for confirmation.
-        #[arg(long)]
+        #[arg(long, short)]
         yes: bool,
-        /// Allow a non-removable disk.
-        #[arg(long)]
-        force: bool,
+        /// Allow a non-removable (fixed) disk as the target.
+        #[arg(long, alias = "force")]
+        allow_fixed: bool,
         /// Skip reading the stick back to verify it.
         #[arg(long)]
         no_verify: bool,
@@ -192,13 +222,10 @@ pub enum Command {
         /// stops the write, before the table, at a damaged module.
         #[arg(long)]
         no_module_check: bool,
-        /// No progress bars.
-        #[arg(long, short)]
-        quiet: bool,
-        /// Print only a final JSON report (schemas "esxstick.write/1" and
-        /// "esxstick.verify/1").
-        #[arg(long)]
-        json: bool,
+        /// Output (--json: one final report, schemas "esxstick.write/1"
+        /// and "esxstick.verify/1"; with several targets a list of them).
+        #[command(flatten)]
+        output: Output,
     },
     /// Read a stick back and prove it: against its source (--against), or
     /// on its own.
@@ -241,9 +268,9 @@ pub enum Command {
     Update(UpdateArgs),
     /// List the built-in layouts with a line on each.
     Layouts {
-        /// Print the list as JSON.
-        #[arg(long)]
-        json: bool,
+        /// Output (--json: the list as JSON).
+        #[command(flatten)]
+        output: Output,
     },
     /// List the disks a stick can be: which /dev/sdX is the stick.
     ///
@@ -295,16 +322,17 @@ impl Command {
     /// stdout too.
     pub fn json(&self) -> bool {
         match self {
-            Command::Inspect { json, .. }
-            | Command::Plan { json, .. }
-            | Command::Write { json, .. }
-            | Command::Layouts { json } => *json,
-            Command::Verify(args) => args.json,
-            Command::Backup(args) => args.json,
-            Command::Update(args) => args.json,
-            Command::Devices(args) => args.json,
-            Command::Wipe(args) => args.json,
-            Command::Extract { .. } | Command::Completions { .. } | Command::Man => false,
+            Command::Inspect { output, .. }
+            | Command::Extract { output, .. }
+            | Command::Plan { output, .. }
+            | Command::Write { output, .. }
+            | Command::Layouts { output } => output.json,
+            Command::Verify(args) => args.output.json,
+            Command::Backup(args) => args.output.json,
+            Command::Update(args) => args.output.json,
+            Command::Devices(args) => args.output.json,
+            Command::Wipe(args) => args.output.json,
+            Command::Completions { .. } | Command::Man => false,
         }
     }
 }
@@ -338,9 +366,9 @@ pub struct VerifyArgs {
     pub image: ImageArgs,
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// Print the report as JSON (schema "esxstick.verify/1").
-    #[arg(long)]
-    pub json: bool,
+    /// Output (--json: schema "esxstick.verify/1").
+    #[command(flatten)]
+    pub output: Output,
 }
 
 /// `backup`'s arguments (see [`Command::Backup`]).
@@ -358,9 +386,9 @@ pub struct BackupArgs {
     pub keep: Option<u64>,
     #[command(flatten)]
     pub image: ImageArgs,
-    /// Print the report as JSON (schema "esxstick.backup/1").
-    #[arg(long)]
-    pub json: bool,
+    /// Output (--json: schema "esxstick.backup/1").
+    #[command(flatten)]
+    pub output: Output,
 }
 
 /// `update`'s arguments (see [`Command::Update`]).
@@ -376,18 +404,15 @@ pub struct UpdateArgs {
     #[command(flatten)]
     pub image: ImageArgs,
     /// Do not ask for confirmation.
-    #[arg(long)]
-    pub yes: bool,
-    /// Allow a non-removable disk.
-    #[arg(long)]
-    pub force: bool,
-    /// No progress bars.
     #[arg(long, short)]
-    pub quiet: bool,
-    /// Print only a final JSON report (schemas "esxstick.update/1" and
+    pub yes: bool,
+    /// Allow a non-removable (fixed) disk as the stick.
+    #[arg(long, alias = "force")]
+    pub allow_fixed: bool,
+    /// Output (--json: one final report, schemas "esxstick.update/1" and
     /// "esxstick.verify/1").
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: Output,
 }
 
 /// `devices`' arguments (see [`Command::Devices`]).
@@ -400,9 +425,9 @@ pub struct DevicesArgs {
     /// or not), ISO or stick fits each device.
     #[arg(long = "for", value_name = "SOURCE")]
     pub for_source: Option<PathBuf>,
-    /// Print the list as JSON (schema "esxstick.devices/1").
-    #[arg(long)]
-    pub json: bool,
+    /// Output (--json: the list, schema "esxstick.devices/1").
+    #[command(flatten)]
+    pub output: Output,
 }
 
 /// `wipe`'s arguments (see [`Command::Wipe`]).
@@ -417,13 +442,10 @@ pub struct WipeArgs {
     /// Do not ask for confirmation.
     #[arg(long, short)]
     pub yes: bool,
-    /// Allow a non-removable disk.
-    #[arg(long)]
-    pub force: bool,
-    /// No progress bars.
-    #[arg(long, short)]
-    pub quiet: bool,
-    /// Print only a final JSON report (schema "esxstick.wipe/1").
-    #[arg(long)]
-    pub json: bool,
+    /// Allow a non-removable (fixed) disk as the stick.
+    #[arg(long, alias = "force")]
+    pub allow_fixed: bool,
+    /// Output (--json: one final report, schema "esxstick.wipe/1").
+    #[command(flatten)]
+    pub output: Output,
 }

@@ -5,6 +5,7 @@
 
 mod args;
 mod confirm;
+mod fleet;
 mod interrupt;
 mod manual;
 mod progress;
@@ -35,8 +36,10 @@ use esxstick::Error;
 use serde::Serialize;
 
 use args::{
-    BackupArgs, Cli, Command, ConfigArgs, DevicesArgs, ImageArgs, UpdateArgs, VerifyArgs, WipeArgs,
+    BackupArgs, Cli, Command, ConfigArgs, DevicesArgs, ImageArgs, Output, UpdateArgs, VerifyArgs,
+    WipeArgs,
 };
+use fleet::write_many;
 use progress::Bars;
 use render::{emit, to_json};
 
@@ -94,12 +97,12 @@ fn usage_error(e: clap::Error) -> ! {
 fn hint(e: &Error) -> &'static str {
     match e {
         Error::Target { refusal, .. } => match refusal {
-            Refusal::NotRemovable => "; if it really is the stick, pass --force",
+            Refusal::NotRemovable => "; if it really is the stick, pass --allow-fixed",
             Refusal::NoTerminal { .. } => "; pass --yes",
             Refusal::Missing => "; pass --size to create an image file of that size",
             _ => "",
         },
-        Error::OutputNotEmpty { .. } => " or pass --force to write into it",
+        Error::OutputNotEmpty { .. } => " or pass --overwrite to write into it",
         Error::BuildMismatch { .. } => "; pass --allow-build-mismatch to use it anyway",
         _ => "",
     }
@@ -125,6 +128,14 @@ impl ConfigArgs {
     }
 }
 
+impl Output {
+    /// Progress bars and notes on stderr, as these flags allow (bars
+    /// only on a terminal).
+    fn bars(&self) -> Arc<Bars> {
+        Arc::new(Bars::new(!self.quiet && !self.json && tty(), self.quiet))
+    }
+}
+
 impl ImageArgs {
     /// Opens the image and reads its inventory, drawing progress on
     /// `bars`.
@@ -134,10 +145,12 @@ impl ImageArgs {
 }
 
 /// Ends reading a stream (checking the MD5 an ISO gives) and says on
-/// stderr how much of it was read.
-fn finish(source: &Source) -> Result<(), Error> {
+/// stderr how much of it was read, unless `quiet`.
+fn finish(source: &Source, quiet: bool) -> Result<(), Error> {
     if let Some(report) = source.finish()? {
-        eprintln!("esxstick: {}", report.summary());
+        if !quiet {
+            eprintln!("esxstick: {}", report.summary());
+        }
     }
     Ok(())
 }
@@ -146,16 +159,17 @@ fn run(command: Command) -> Result<(), Error> {
     match command {
         Command::Inspect {
             source,
-            json,
+            output,
             no_module_check,
             image,
-        } => inspect(&source, json, !no_module_check, &image),
+        } => inspect(&source, &output, !no_module_check, &image),
         Command::Extract {
             source,
             dir,
             image,
-            force,
-        } => extract(&source, &dir, &image, force),
+            overwrite,
+            output,
+        } => extract(&source, &dir, &image, overwrite, &output),
         Command::Plan {
             source,
             target,
@@ -164,47 +178,48 @@ fn run(command: Command) -> Result<(), Error> {
             new_uuids,
             config,
             image,
-            json,
+            output,
         } => plan(
             &source,
             target,
             size,
             layout.as_deref(),
             &image,
-            json,
+            &output,
             &config.made(new_uuids),
         ),
         Command::Write {
             source,
-            target,
+            targets,
             layout,
             new_uuids,
             size,
             config,
             image,
             yes,
-            force,
+            allow_fixed,
             no_verify,
             no_module_check,
-            quiet,
-            json,
+            output,
         } => {
             let options = WriteOptions {
                 yes,
-                force,
+                allow_fixed,
                 made: config.made(new_uuids),
                 verify: !no_verify,
                 check_modules: !no_module_check,
-                bars: !quiet && !json && tty(),
-                json,
+                output,
             };
-            write(&source, &target, layout.as_deref(), size, &image, &options)
+            match targets.as_slice() {
+                [target] => write(&source, target, layout.as_deref(), size, &image, &options),
+                _ => write_many(&source, &targets, layout.as_deref(), size, &image, &options),
+            }
         }
         Command::Verify(args) => run_verify(args),
         Command::Backup(args) => backup(&args),
         Command::Update(args) => update(&args),
-        Command::Layouts { json } => {
-            layouts(json);
+        Command::Layouts { output } => {
+            layouts(output.json);
             Ok(())
         }
         Command::Devices(args) => list_devices(&args),
@@ -232,7 +247,7 @@ fn run_verify(args: VerifyArgs) -> Result<(), Error> {
         args.against.as_deref(),
         plan,
         &args.image,
-        args.json,
+        &args.output,
     )
 }
 
@@ -249,8 +264,14 @@ struct InspectReport<'a> {
     error: Option<render::JsonError<'a>>,
 }
 
-fn inspect(path: &Path, json: bool, check_modules: bool, image: &ImageArgs) -> Result<(), Error> {
-    let bars = Arc::new(Bars::new(!json && tty()));
+fn inspect(
+    path: &Path,
+    output: &Output,
+    check_modules: bool,
+    image: &ImageArgs,
+) -> Result<(), Error> {
+    let json = output.json;
+    let bars = output.bars();
     let (source, mut inv, refusal) = match image.read(path, &bars) {
         Ok((source, inv)) => (source, inv, None),
         // The bank asked for cannot be used: the report of the image
@@ -288,14 +309,24 @@ fn inspect(path: &Path, json: bool, check_modules: bool, image: &ImageArgs) -> R
     } else {
         emit(&render::fit(&render::inventory(&inv, smallest.as_ref())));
     }
-    finish(&source)?;
+    finish(&source, output.quiet)?;
     outcome
 }
 
-fn extract(source: &Path, dir: &Path, image: &ImageArgs, force: bool) -> Result<(), Error> {
-    let (source, inv) = image.read(source, &Arc::new(Bars::new(tty())))?;
-    let report = extract::extract(&source, &inv, dir, force)?;
-    finish(&source)?;
+fn extract(
+    source: &Path,
+    dir: &Path,
+    image: &ImageArgs,
+    overwrite: bool,
+    output: &Output,
+) -> Result<(), Error> {
+    let (source, inv) = image.read(source, &output.bars())?;
+    let report = extract::extract(&source, &inv, dir, overwrite)?;
+    finish(&source, output.quiet)?;
+    if output.json {
+        emit(&to_json(&report));
+        return Ok(());
+    }
     let mut out = String::new();
     for f in &report.files {
         out.push_str(&format!("{:>14}  {}\n", group(f.bytes), f.path));
@@ -341,17 +372,17 @@ fn plan(
     size: Option<String>,
     layout: Option<&str>,
     image: &ImageArgs,
-    json: bool,
+    output: &Output,
     made: &Made,
 ) -> Result<(), Error> {
     let named = named_layout(layout)?;
     let target = target.unwrap_or_default();
     let bytes = target_bytes(size.as_deref(), &target)?;
-    let (source, inv) = image.read(source, &Arc::new(Bars::new(!json && tty())))?;
+    let (source, inv) = image.read(source, &output.bars())?;
     let layout = layout_for(named, &inv)?;
     let plan = plan::plan(&payload(&source, &inv, made)?, &layout, bytes / SECTOR)?;
-    finish(&source)?;
-    if json {
+    finish(&source, output.quiet)?;
+    if output.json {
         emit(&to_json(&plan));
     } else {
         emit(&render::fit(&render::plan(&plan, bytes)));
@@ -362,12 +393,11 @@ fn plan(
 /// How `write` (and `update`) behave, from their flags.
 struct WriteOptions {
     yes: bool,
-    force: bool,
+    allow_fixed: bool,
     made: Made,
     verify: bool,
     check_modules: bool,
-    bars: bool,
-    json: bool,
+    output: Output,
 }
 
 /// How a stick's bank is made besides from the source: the flags that
@@ -396,30 +426,20 @@ fn write(
     }
     let bytes = target_bytes(size.as_deref(), target)?;
     interrupt::install();
-    let bars = Arc::new(Bars::new(options.bars));
-    let (source, inv) = image
-        .read(source, &bars)
-        .map_err(|e| maybe_swapped(e, target))?;
-    let layout = layout_for(named, &inv)?;
-    let payload = payload(&source, &inv, &options.made)?;
-    let plan = plan::plan(&payload, &layout, bytes / SECTOR)?;
+    let bars = options.output.bars();
+    let json = options.output.json;
+    let (source, inv, plan) = read_and_plan(source, target, named, bytes, image, options, &bars)?;
     // From here a signal stops the write between two writes.
     interrupt::defer();
-    let mut target = Target::open(target, &plan, &source, options.force)?;
+    let mut target = Target::open(target, &plan, &source, options.allow_fixed)?;
     let ask = target.needs_confirmation() && !options.yes;
     if ask {
         confirm::can_ask(&target)?;
     }
-    if !options.json {
+    if !json {
         emit(&render::fit(&render::plan(&plan, bytes)));
     }
-    if target.holds().looks_like_source() && options.yes {
-        eprintln!(
-            "esxstick: warning: {} holds {}: SOURCE and TARGET may be swapped",
-            target.path().display(),
-            target.holds()
-        );
-    }
+    warn_swapped(&target, options.yes);
     if ask {
         interrupt::at_once_during(|| confirm::confirm(&target))?;
     }
@@ -433,10 +453,15 @@ fn write(
         options.check_modules,
     )
     .inspect_err(|_| bars.clear())?;
-    if options.json {
+    if json {
         emit(&to_json(&outcome));
     } else {
-        if let Some(stream) = &outcome.write.stream {
+        if let Some(stream) = outcome
+            .write
+            .stream
+            .as_ref()
+            .filter(|_| !options.output.quiet)
+        {
             eprintln!("esxstick: {}", stream.summary());
         }
         emit(&render::fit(&render::write(
@@ -445,6 +470,40 @@ fn write(
         )));
     }
     outcome.verify.map_or(Ok(()), verdict)
+}
+
+/// Reads the image at `source` (progress on `bars`) and plans a stick of
+/// `bytes` for it with the layout `named` (or the default) and the
+/// options' flags; a source that is not a disk image, while `target`
+/// holds one, is named as maybe swapped with it.
+fn read_and_plan(
+    source: &Path,
+    target: &Path,
+    named: Option<Layout>,
+    bytes: u64,
+    image: &ImageArgs,
+    options: &WriteOptions,
+    bars: &Arc<Bars>,
+) -> Result<(Source, Inventory, plan::Plan), Error> {
+    let (source, inv) = image
+        .read(source, bars)
+        .map_err(|e| maybe_swapped(e, target))?;
+    let layout = layout_for(named, &inv)?;
+    let payload = payload(&source, &inv, &options.made)?;
+    let plan = plan::plan(&payload, &layout, bytes / SECTOR)?;
+    Ok((source, inv, plan))
+}
+
+/// With `yes` (no question asked), a warning when `target` looks like an
+/// image to read: SOURCE and TARGET may be swapped.
+fn warn_swapped(target: &Target, yes: bool) {
+    if target.holds().looks_like_source() && yes {
+        eprintln!(
+            "esxstick: warning: {} holds {}: SOURCE and TARGET may be swapped",
+            target.path().display(),
+            target.holds()
+        );
+    }
 }
 
 /// A source that is not a disk image, while the target holds an ESXi
@@ -493,8 +552,9 @@ fn verify(
     against: Option<&Path>,
     written: StickPlan,
     image: &ImageArgs,
-    json: bool,
+    output: &Output,
 ) -> Result<(), Error> {
+    let json = output.json;
     device::check_whole_disk(target)?;
     let size = written
         .size
@@ -506,11 +566,11 @@ fn verify(
     let report = match against {
         None => verify::self_check(&stick)?,
         Some(against) => {
-            let (source, inv) = image.read(against, &Arc::new(Bars::new(!json && tty())))?;
+            let (source, inv) = image.read(against, &output.bars())?;
             let payload = payload(&source, &inv, &written.made)?;
             let report =
                 verify::against_stick(&stick, &source, &inv, &payload, written.layout, size)?;
-            finish(&source)?;
+            finish(&source, output.quiet)?;
             report
         }
     };
@@ -523,13 +583,11 @@ fn verify(
 }
 
 fn backup(args: &BackupArgs) -> Result<(), Error> {
-    let json = args.json;
-    let (source, inv) = args
-        .image
-        .read(&args.source, &Arc::new(Bars::new(!json && tty())))?;
+    let json = args.output.json;
+    let (source, inv) = args.image.read(&args.source, &args.output.bars())?;
     let keep = args.keep.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
     let report = backup::backup(&source, &inv, &args.dir, keep)?;
-    finish(&source)?;
+    finish(&source, args.output.quiet)?;
     if json {
         emit(&to_json(&report));
     } else {
@@ -539,8 +597,8 @@ fn backup(args: &BackupArgs) -> Result<(), Error> {
 }
 
 fn update(args: &UpdateArgs) -> Result<(), Error> {
-    let json = args.json;
-    let bars = Arc::new(Bars::new(!args.quiet && !json && tty()));
+    let json = args.output.json;
+    let bars = args.output.bars();
     let stick = Source::open_uncached(&args.stick)?;
     let stick_inv = esxi::inventory::read(&stick, None)?;
     let opened = match &args.source {
@@ -554,7 +612,7 @@ fn update(args: &UpdateArgs) -> Result<(), Error> {
         emit(&render::update_plan(&plan));
     }
     let source = opened.as_ref().map(|(source, _)| source);
-    let mut target = Target::open_in_place(&args.stick, &stick, source, args.force)?;
+    let mut target = Target::open_in_place(&args.stick, &stick, source, args.allow_fixed)?;
     if target.needs_confirmation() && !args.yes {
         confirm::confirm(&target)?;
     }
@@ -563,7 +621,12 @@ fn update(args: &UpdateArgs) -> Result<(), Error> {
     if json {
         emit(&to_json(&outcome));
     } else {
-        if let Some(stream) = &outcome.update.stream {
+        if let Some(stream) = outcome
+            .update
+            .stream
+            .as_ref()
+            .filter(|_| !args.output.quiet)
+        {
             eprintln!("esxstick: {}", stream.summary());
         }
         emit(&render::update(&outcome.update, &outcome.verify));
@@ -594,7 +657,7 @@ fn probe() -> Probe {
 fn list_devices(args: &DevicesArgs) -> Result<(), Error> {
     let check = match &args.for_source {
         Some(path) => {
-            let bars = Arc::new(Bars::new(!args.json && tty()));
+            let bars = args.output.bars();
             let (_, inv) = esxi::open(path, None, true, bars)?;
             Some((path, FitCheck::new(&inv)?))
         }
@@ -606,7 +669,7 @@ fn list_devices(args: &DevicesArgs) -> Result<(), Error> {
             device.fits = Some(check.check(device.bytes));
         }
     }
-    if args.json {
+    if args.output.json {
         emit(&to_json(&DeviceList {
             schema: devices::SCHEMA,
             all: args.all,
@@ -623,13 +686,13 @@ fn list_devices(args: &DevicesArgs) -> Result<(), Error> {
 /// back as one FAT32 partition.
 fn wipe(args: &WipeArgs) -> Result<(), Error> {
     let label = wipe::volume_label(&args.label)?;
-    let mut target = Target::open_existing(&args.target, args.force)?;
+    let mut target = Target::open_existing(&args.target, args.allow_fixed)?;
     if target.needs_confirmation() && !args.yes {
         confirm::confirm(&target)?;
     }
-    let bars = Arc::new(Bars::new(!args.quiet && !args.json && tty()));
+    let bars = args.output.bars();
     let report = wipe::wipe(&mut target, &label, &*bars).inspect_err(|_| bars.clear())?;
-    if args.json {
+    if args.output.json {
         emit(&to_json(&report));
     } else {
         emit(&render::fit(&render::wipe(&report)));

@@ -798,3 +798,34 @@ pub fn wipe(report: &WipeReport) -> String {
     }
     out
 }
+
+/// The summary of `write` with several targets: a line per target, ok
+/// (bytes written, checks passed) or FAIL with the reason, then a count.
+pub fn targets(rows: &[super::fleet::Row]) -> String {
+    let mut out = String::from("\n");
+    let mut ok = 0;
+    for row in rows {
+        let path = row.path.display();
+        match (row.failure(), &row.result) {
+            (None, Ok(outcome)) => {
+                ok += 1;
+                let wrote = human(outcome.write.bytes_written);
+                match &outcome.verify {
+                    Some(v) => line!(
+                        out,
+                        "ok    {path}: wrote {wrote}, verified ({} checks)",
+                        v.checks.len()
+                    ),
+                    None => line!(
+                        out,
+                        "ok    {path}: wrote {wrote}, not verified (--no-verify)"
+                    ),
+                }
+            }
+            (Some((_, why)), _) => line!(out, "FAIL  {path}: {why}"),
+            (None, Err(_)) => line!(out, "FAIL  {path}"),
+        }
+    }
+    line!(out, "{ok} of {} targets written and verified", rows.len());
+    out
+}

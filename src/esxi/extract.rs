@@ -38,9 +38,14 @@ pub struct ExtractedFile {
     pub sha256: String,
 }
 
+/// Version of the JSON report `extract --json` prints.
+pub const SCHEMA: &str = "esxstick.extract/1";
+
 /// What `extract` wrote.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExtractReport {
+    /// [`SCHEMA`].
+    pub schema: &'static str,
     /// The output directory.
     pub dir: PathBuf,
     /// The bank the files came from.
@@ -73,6 +78,7 @@ pub fn extract(source: &Source, inv: &Inventory, dir: &Path, force: bool) -> Res
     let _ = fs::remove_dir_all(&staging);
     match result {
         Ok(files) => Ok(ExtractReport {
+            schema: SCHEMA,
             dir: dir.to_path_buf(),
             bank: inv.active_bank.partition,
             files,

@@ -33,7 +33,7 @@ pub fn open(
 ) -> Result<(Source, inventory::Inventory)> {
     let source = Source::open_with(path, check_md5)?;
     if !check_md5 && source.kind() == SourceKind::InstallerIso {
-        observer.message("--no-md5: the image's MD5 is not checked");
+        observer.warning("--no-md5: the image's MD5 is not checked");
     }
     source.observe(observer);
     let inv = inventory::read(&source, bank)?;

@@ -38,7 +38,7 @@ pub fn burn(
     verify: bool,
     check_modules: bool,
 ) -> Result<Outcome> {
-    let mut report = write::write(source, inv, plan, target, observer, verify, check_modules)
+    let report = write::write(source, inv, plan, target, observer, verify, check_modules)
         .map_err(|e| target.after_interruption(e))?;
     if !verify {
         return Ok(Outcome {
@@ -46,6 +46,21 @@ pub fn burn(
             verify: None,
         });
     }
+    verify_written(source, inv, plan, target, observer, report)
+}
+
+/// Reads `target`, just written as `report` says, back past the page
+/// cache and proves it against `source` (reusing the report's file
+/// hashes), adding the verification's time to the report's phases —
+/// unless the observer asks to stop first.
+pub(super) fn verify_written(
+    source: &Source,
+    inv: &Inventory,
+    plan: &Plan,
+    target: &Target,
+    observer: &dyn Observer,
+    mut report: WriteReport,
+) -> Result<Outcome> {
     if observer.cancelled() {
         return Err(Error::Interrupted {
             path: target.path().to_path_buf(),

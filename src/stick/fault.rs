@@ -4,6 +4,9 @@
 //!
 //! * `write:N:eio`, `write:N:enospc` — the N-th write fails;
 //! * `write:N:short` — the N-th write writes only half its bytes;
+//! * `write:N:corrupt` — the N-th write goes ahead with its first byte
+//!   flipped, as a medium that stores wrong data silently (the write
+//!   succeeds; only the verification can notice);
 //! * `write:N:sigint`, `write:N:sigterm` — the process sends itself that
 //!   signal at the N-th write (which then goes ahead), as a user pressing
 //!   Ctrl-C at that moment would;
@@ -14,13 +17,21 @@
 //! * `count` — nothing fails; the numbers of writes and syncs are printed
 //!   to stderr when the process ends (for tests that sweep N).
 //!
+//! A fourth field, `write:N:eio:SUFFIX`, aims the fault at one of several
+//! targets written at once: only calls on a target whose path ends with
+//! SUFFIX are counted (and can fail).
+//!
 //! Release builds never read the variable: these are no-ops there.
 
+use std::borrow::Cow;
 use std::io;
+use std::path::Path;
 
 #[cfg(debug_assertions)]
 mod active {
+    use std::borrow::Cow;
     use std::io;
+    use std::path::Path;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
 
@@ -31,6 +42,8 @@ mod active {
         kind: String,
         n: u64,
         how: String,
+        /// Only targets whose path ends with this are counted.
+        target: Option<String>,
     }
 
     fn plan() -> Option<&'static Plan> {
@@ -41,7 +54,13 @@ mod active {
             let kind = parts.next()?.to_string();
             let n = parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
             let how = parts.next().unwrap_or("").to_string();
-            Some(Plan { kind, n, how })
+            let target = parts.next().map(str::to_string);
+            Some(Plan {
+                kind,
+                n,
+                how,
+                target,
+            })
         })
         .as_ref()
     }
@@ -59,30 +78,53 @@ mod active {
         }
     }
 
-    pub fn write(len: usize) -> io::Result<usize> {
+    /// Whether calls on `path` are counted: all, unless the plan names
+    /// a target.
+    fn counted(path: &Path) -> bool {
+        match plan().and_then(|p| p.target.as_deref()) {
+            Some(suffix) => path.to_string_lossy().ends_with(suffix),
+            None => true,
+        }
+    }
+
+    pub fn write<'b>(path: &Path, buf: &'b [u8]) -> io::Result<Cow<'b, [u8]>> {
+        let len = buf.len();
+        if !counted(path) {
+            return Ok(Cow::Borrowed(buf));
+        }
         let n = WRITES.fetch_add(1, Ordering::SeqCst) + 1;
         match plan() {
             Some(p) if p.kind == "write" && p.n == n => match p.how.as_str() {
-                "short" => Ok(len / 2),
+                "short" => Ok(Cow::Borrowed(buf.get(..len / 2).unwrap_or(buf))),
+                "corrupt" => {
+                    let mut copy = buf.to_vec();
+                    if let Some(first) = copy.first_mut() {
+                        *first ^= 0xff;
+                    }
+                    Ok(Cow::Owned(copy))
+                }
                 "sigint" | "sigterm" => {
                     let signal = match p.how.as_str() {
                         "sigint" => nix::sys::signal::Signal::SIGINT,
                         _ => nix::sys::signal::Signal::SIGTERM,
                     };
                     nix::sys::signal::raise(signal).map_err(io::Error::from)?;
-                    Ok(len)
+                    Ok(Cow::Borrowed(buf))
                 }
                 "kill" => {
                     kill();
-                    Ok(len)
+                    Ok(Cow::Borrowed(buf))
                 }
                 how => Err(error(how)),
             },
-            _ => Ok(len),
+            _ => Ok(Cow::Borrowed(buf)),
         }
     }
 
-    pub fn sync() -> io::Result<()> {
+    pub fn sync(path: &Path) -> io::Result<()> {
+        if !counted(path) {
+            return Ok(());
+        }
         let n = SYNCS.fetch_add(1, Ordering::SeqCst) + 1;
         match plan() {
             Some(p) if p.kind == "sync" && p.n == n && p.how == "kill" => {
@@ -105,22 +147,29 @@ mod active {
     }
 }
 
-/// Called before a write of `len` bytes to the target: how many bytes
-/// to write (all of them, but for an injected short write), or an
-/// injected error.
-pub fn write(len: usize) -> io::Result<usize> {
+/// Called before a write of `buf` to the target at `path`: the bytes to
+/// write (all of `buf`, but for an injected short or corrupt write), or
+/// an injected error.
+pub fn write<'b>(path: &Path, buf: &'b [u8]) -> io::Result<Cow<'b, [u8]>> {
     #[cfg(debug_assertions)]
-    return active::write(len);
+    return active::write(path, buf);
     #[cfg(not(debug_assertions))]
-    Ok(len)
+    {
+        let _ = path;
+        Ok(Cow::Borrowed(buf))
+    }
 }
 
-/// Called before an fsync of the target: an injected error, or nothing.
-pub fn sync() -> io::Result<()> {
+/// Called before an fsync of the target at `path`: an injected error, or
+/// nothing.
+pub fn sync(path: &Path) -> io::Result<()> {
     #[cfg(debug_assertions)]
-    return active::sync();
+    return active::sync(path);
     #[cfg(not(debug_assertions))]
-    Ok(())
+    {
+        let _ = path;
+        Ok(())
+    }
 }
 
 /// With `ESXSTICK_FAULT=count`, prints the numbers of writes and syncs.

@@ -2,7 +2,8 @@
 //! opened safely; [`write`](mod@write), which carries out a plan with the partition
 //! table last; [`verify`], which reads the stick back and proves it;
 //! [`burn`], the two together as the `write` command does them;
-//! [`contents`], what a target holds before it is overwritten;
+//! [`fleet`], several targets written at once from one read of the
+//! source; [`contents`], what a target holds before it is overwritten;
 //! [`update`], a stick's inactive bank rebuilt in place, crash-safely;
 //! [`fault`], the fault-injection seam the crash tests use;
 //! [`devices`], the machine's disks as `devices` lists them; [`wipe`](mod@wipe),
@@ -15,6 +16,7 @@ pub mod contents;
 pub mod device;
 pub mod devices;
 pub mod fault;
+pub mod fleet;
 pub mod update;
 pub mod verify;
 pub mod wipe;

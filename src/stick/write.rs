@@ -44,6 +44,9 @@ use crate::stick::fault;
 
 /// Version of the JSON report `write --json` prints.
 pub const SCHEMA: &str = "esxstick.write/1";
+/// What a write says when the modules' check is skipped.
+pub(super) const NO_MODULE_CHECK: &str =
+    "--no-module-check: the modules' gzip streams are not checked";
 /// Sectors cleared at each end of the disk: a GPT header and its entries.
 const GPT_AREA: u64 = 33;
 
@@ -87,8 +90,50 @@ pub fn write(
     hash: bool,
     check_modules: bool,
 ) -> Result<WriteReport> {
-    if !check_modules {
-        observer.message("--no-module-check: the modules' gzip streams are not checked");
+    let gate = Gate::Own { check_modules };
+    write_gated(source, inv, plan, target, observer, hash, &gate)
+}
+
+/// What is proven of the source before any table is written: its modules'
+/// gzip streams and, for a compressed source, its MD5.
+#[derive(Debug, Clone, Default)]
+pub struct Proven {
+    /// The modules checked; `None` when the check was skipped.
+    pub modules_checked: Option<Vec<String>>,
+    /// For a compressed source: how much was read, and its MD5.
+    pub stream: Option<StreamReport>,
+}
+
+/// Who proves the source before the table is written.
+pub(super) enum Gate<'a> {
+    /// This write, from the bytes it copies (modules when
+    /// `check_modules`), and then the stream.
+    Own {
+        /// Whether the modules are checked.
+        check_modules: bool,
+    },
+    /// Someone else (one check for several targets): waits for its
+    /// verdict.
+    Shared(&'a (dyn Fn() -> Result<Proven> + Sync)),
+}
+
+/// [`write`], with the checks before the table made by `gate`.
+pub(super) fn write_gated(
+    source: &Source,
+    inv: &Inventory,
+    plan: &Plan,
+    target: &mut Target,
+    observer: &dyn Observer,
+    hash: bool,
+    gate: &Gate,
+) -> Result<WriteReport> {
+    if matches!(
+        gate,
+        Gate::Own {
+            check_modules: false
+        }
+    ) {
+        observer.warning(NO_MODULE_CHECK);
     }
     target.prepare(plan.target_sectors * SECTOR)?;
     let written = Cell::new(0);
@@ -101,13 +146,24 @@ pub fn write(
         observer,
     };
     let mut phases = vec![job.prepare()?, job.boot()?];
-    let checker = check_modules.then(|| Checker::start(inv.active_bank.partition));
+    let checker = matches!(
+        gate,
+        Gate::Own {
+            check_modules: true
+        }
+    )
+    .then(|| Checker::start(inv.active_bank.partition));
     let (time, sha256) = job.banks(hash, checker.as_ref())?;
     phases.push(time);
-    let modules_checked = checker
-        .map(|c| c.finish().map_err(job.fail(WriteStep::ModuleCheck)))
-        .transpose()?;
-    let stream = job.check_source(&mut phases)?;
+    let proven = match gate {
+        Gate::Own { .. } => Proven {
+            modules_checked: checker
+                .map(|c| c.finish().map_err(job.fail(WriteStep::ModuleCheck)))
+                .transpose()?,
+            stream: job.check_source(&mut phases)?,
+        },
+        Gate::Shared(wait) => wait().map_err(job.fail(WriteStep::SourceCheck))?,
+    };
     phases.push(job.tables(target.kind())?);
     Ok(WriteReport {
         schema: SCHEMA,
@@ -117,9 +173,68 @@ pub fn write(
         bytes_written: written.get(),
         phases,
         sha256,
-        stream,
-        modules_checked,
+        stream: proven.stream,
+        modules_checked: proven.modules_checked,
     })
+}
+
+/// Reads every file `plan` copies from `source` (of inventory `inv`) as
+/// a write would, into nothing: each file's SHA-256 added to `sha256`
+/// when given, each module's bytes handed to `checker` when given. One
+/// pass proves the source for several targets written at once.
+pub(super) fn read_through(
+    source: &Source,
+    inv: &Inventory,
+    plan: &Plan,
+    checker: Option<&Checker>,
+    mut sha256: Option<&mut BTreeMap<String, String>>,
+) -> Result<()> {
+    let mut volume = None;
+    for f in plan.banks.iter().flat_map(|b| &b.files) {
+        let checker = checker.filter(|_| is_module(&inv.modules, &f.name));
+        let mut tee = Tee {
+            inner: io::sink(),
+            hash: sha256.is_some().then(|| Sha256Writer::new(io::sink())),
+            checker,
+        };
+        if let Some(checker) = checker {
+            checker.begin(&f.name);
+        }
+        match &f.replaced {
+            Some(r) => tee.write_all(&r.bytes).map_err(|e| Error::Write {
+                path: f.name.clone().into(),
+                source: e,
+            })?,
+            None => {
+                let v = match volume {
+                    Some(ref v) => v,
+                    None => {
+                        volume.insert(Volume::open(source, &inv.active_partition()?.partition)?)
+                    }
+                };
+                let entry = FileEntry {
+                    path: f.name.clone(),
+                    bytes: f.bytes,
+                };
+                v.copy_file(&entry, &mut tee)?;
+            }
+        }
+        if let Some(checker) = checker {
+            checker.end();
+        }
+        if let (Some(map), Some(hash)) = (sha256.as_deref_mut(), tee.hash) {
+            map.insert(f.name.clone(), hash.finish().1);
+        }
+    }
+    Ok(())
+}
+
+/// Whether `name` is one of the bank's kernel and `modules` (whose gzip
+/// streams are checked).
+fn is_module(modules: &[Module], name: &str) -> bool {
+    modules
+        .iter()
+        .any(|m| m.is_module() && m.name.eq_ignore_ascii_case(name))
 }
 
 /// The step of a write that failed, as [`Error::WriteFailed`] names it.
@@ -509,11 +624,7 @@ fn copy_file<T: fatfs::ReadWriteSeek>(
     };
     let mut out = parent.create_file(name).map_err(|e| disk.err(e))?;
     out.truncate().map_err(|e| disk.err(e))?;
-    let is_module = fill
-        .modules
-        .iter()
-        .any(|m| m.is_module() && m.name.eq_ignore_ascii_case(&f.name));
-    let checker = fill.checker.filter(|_| is_module);
+    let checker = fill.checker.filter(|_| is_module(fill.modules, &f.name));
     let mut tee = Tee {
         inner: Counted {
             inner: &mut out,
@@ -682,15 +793,15 @@ impl<'a> Disk<'a> {
         if self.observer.cancelled() {
             return Err(io::Error::other(Interruption));
         }
-        let len = fault::write(buf.len())?;
-        let n = self.file.write_at(buf.get(..len).unwrap_or(buf), offset)?;
+        let bytes = fault::write(self.path, buf)?;
+        let n = self.file.write_at(&bytes, offset)?;
         self.written.set(self.written.get() + n as u64);
         Ok(n)
     }
 
     /// fsync, through the fault-injection seam.
     pub(super) fn sync(&self) -> io::Result<()> {
-        fault::sync()?;
+        fault::sync(self.path)?;
         self.file.sync_all()
     }
 

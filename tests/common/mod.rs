@@ -253,6 +253,15 @@ impl Loop {
         );
         Loop(stdout(&out).trim().to_string())
     }
+
+    /// Attaches `file` to a free loop device, read-only (`losetup -r`).
+    pub fn attach_read_only(file: &Path) -> Loop {
+        let out = oracle(
+            "losetup",
+            &["-r", "-f", "--show", file.to_str().expect("utf-8 path")],
+        );
+        Loop(stdout(&out).trim().to_string())
+    }
 }
 
 impl Drop for Loop {
