@@ -293,7 +293,7 @@ pub enum Command {
     /// report says so). The old table is invalidated first and the new one
     /// written last. The target is checked as `write` checks it — never a
     /// partition, a read-only or mounted disk, or a fixed disk without
-    /// --force — and what it holds is shown and must be confirmed on a
+    /// --allow-fixed — and what it holds is shown and must be confirmed on a
     /// terminal unless --yes (without a terminal, --yes is required). An
     /// image file is wiped at its size.
     ///
