@@ -5,6 +5,59 @@ use std::path::PathBuf;
 
 use crate::ondisk::bpb::BootSector;
 
+/// Why an ESXi 5+ installer ISO cannot be made into a stick as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallerProblem {
+    /// BOOT.CFG (or ISOLINUX.CFG) cannot be parsed.
+    #[error("{file}: {reason}")]
+    BadConfig {
+        /// The file on the ISO.
+        file: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// BOOT.CFG names files the ISO does not hold.
+    #[error(
+        "BOOT.CFG names {} not on the ISO: {}; a stick made from it could not boot",
+        if names.len() == 1 { "a module" } else { "modules" },
+        names.join(", ")
+    )]
+    MissingModules {
+        /// The names as BOOT.CFG gives them.
+        names: Vec<String>,
+    },
+    /// A module's gzip stream is damaged.
+    #[error("module {name}: {problem}; a stick made from it could not boot")]
+    DamagedModule {
+        /// The module's path on the ISO.
+        name: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The `--syslinux` given cannot be used.
+    #[error("--syslinux {}: {reason}", path.display())]
+    Syslinux {
+        /// The path given.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// SYSLINUX's MBR boot code is not on this system.
+    #[error(
+        "{}: {source}; install Debian's syslinux-common (the MBR boot code BIOS needs)",
+        path.display()
+    )]
+    NoMbrCode {
+        /// Where it was looked for.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: io::Error,
+    },
+    /// `--kernelopt` holds a line break.
+    #[error("--kernelopt must be one line")]
+    KernelOptLines,
+}
+
 /// Everything that can go wrong in the esxstick pipeline.
 ///
 /// Each message is one line that names the thing at fault (file, partition,
@@ -45,6 +98,11 @@ pub enum Error {
         /// What is wrong with the ISO.
         problem: IsoProblem,
     },
+
+    /// An ESXi 5+ installer ISO cannot be made into a stick, or the
+    /// stick cannot be made as asked.
+    #[error("installer ISO: {0}")]
+    Installer(InstallerProblem),
 
     /// The source is not a partitioned disk image at all.
     #[error("not a disk image: {0}")]
@@ -879,6 +937,7 @@ impl Error {
             Error::Read { .. } => "read",
             Error::Stream { .. } => "stream",
             Error::Iso { .. } => "iso",
+            Error::Installer(_) => "installer",
             Error::NotADiskImage(_) => "not-a-disk-image",
             Error::Table(_) => "table",
             Error::NotEsxi { .. } => "not-esxi",

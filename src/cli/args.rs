@@ -135,6 +135,8 @@ pub enum Command {
         config: ConfigArgs,
         #[command(flatten)]
         image: ImageArgs,
+        #[command(flatten)]
+        kernelopt: KernelOptArgs,
         /// Print the plan as JSON (schema "esxstick.plan/1", see README.md).
         #[arg(long)]
         json: bool,
@@ -178,6 +180,8 @@ pub enum Command {
         config: ConfigArgs,
         #[command(flatten)]
         image: ImageArgs,
+        #[command(flatten)]
+        installer: InstallerArgs,
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
@@ -293,6 +297,8 @@ pub struct VerifyArgs {
     pub image: ImageArgs,
     #[command(flatten)]
     pub config: ConfigArgs,
+    #[command(flatten)]
+    pub kernelopt: KernelOptArgs,
     /// Print the report as JSON (schema "esxstick.verify/1").
     #[arg(long)]
     pub json: bool,
@@ -343,4 +349,29 @@ pub struct UpdateArgs {
     /// "esxstick.verify/1").
     #[arg(long)]
     pub json: bool,
+}
+
+/// Boot options for an ESXi 5+ installer ISO's stick (`plan`, `write`,
+/// `verify --against`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct KernelOptArgs {
+    /// Installer ISO only: boot options added to kernelopt= in both
+    /// BOOT.CFGs (/BOOT.CFG and /EFI/BOOT/BOOT.CFG), after the ones
+    /// they have, e.g. --kernelopt "ks=usb:/KS.CFG" or
+    /// "allowLegacyCPU=true". Pass the same to verify --against.
+    #[arg(long, value_name = "OPTIONS", allow_hyphen_values = true)]
+    pub kernelopt: Option<String>,
+}
+
+/// How `write` makes a stick from an ESXi 5+ installer ISO.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct InstallerArgs {
+    /// Installer ISO only: install this SYSLINUX for BIOS boot — a
+    /// `syslinux` installer of version 3.86 to 4.07 (VMware's mboot.c32
+    /// loads in no later one; Debian's 6.04 is refused). Without it the
+    /// stick boots UEFI only, and write says so before writing.
+    #[arg(long, value_name = "PATH")]
+    pub syslinux: Option<PathBuf>,
+    #[command(flatten)]
+    pub kernelopt: KernelOptArgs,
 }

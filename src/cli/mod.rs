@@ -5,6 +5,7 @@
 
 mod args;
 mod confirm;
+mod installer;
 mod interrupt;
 mod progress;
 mod render;
@@ -27,6 +28,7 @@ use esxstick::stick::burn;
 use esxstick::stick::contents::Contents;
 use esxstick::stick::device::{self, Target};
 use esxstick::stick::update;
+use esxstick::stick::installer_verify;
 use esxstick::stick::verify::{self, VerifyReport};
 use esxstick::Error;
 use serde::Serialize;
@@ -111,6 +113,7 @@ impl ConfigArgs {
     fn made(&self, new_uuids: bool) -> Made {
         Made {
             new_uuids,
+            kernelopt: None,
             given: Given {
                 state: self.state.clone(),
                 oem: self.oem.clone(),
@@ -159,6 +162,7 @@ fn run(command: Command) -> Result<(), Error> {
             new_uuids,
             config,
             image,
+            kernelopt,
             json,
         } => plan(
             &source,
@@ -167,7 +171,7 @@ fn run(command: Command) -> Result<(), Error> {
             layout.as_deref(),
             &image,
             json,
-            &config.made(new_uuids),
+            &config.made(new_uuids).with_kernelopt(&kernelopt),
         ),
         Command::Write {
             source,
@@ -177,6 +181,7 @@ fn run(command: Command) -> Result<(), Error> {
             size,
             config,
             image,
+            installer,
             yes,
             force,
             no_verify,
@@ -187,7 +192,8 @@ fn run(command: Command) -> Result<(), Error> {
             let options = WriteOptions {
                 yes,
                 force,
-                made: config.made(new_uuids),
+                made: config.made(new_uuids).with_kernelopt(&installer.kernelopt),
+                syslinux: installer.syslinux,
                 verify: !no_verify,
                 check_modules: !no_module_check,
                 bars: !quiet && !json && tty(),
@@ -210,7 +216,10 @@ fn run_verify(args: VerifyArgs) -> Result<(), Error> {
     let plan = StickPlan {
         layout: args.layout.as_deref(),
         size: args.size,
-        made: args.config.made(args.new_uuids),
+        made: args
+            .config
+            .made(args.new_uuids)
+            .with_kernelopt(&args.kernelopt),
     };
     verify(
         &args.target,
@@ -235,6 +244,9 @@ struct InspectReport<'a> {
 }
 
 fn inspect(path: &Path, json: bool, check_modules: bool, image: &ImageArgs) -> Result<(), Error> {
+    if let Some(iso) = esxi::installer::open(path)? {
+        return installer::inspect(iso, json, check_modules);
+    }
     let bars = Arc::new(Bars::new(!json && tty()));
     let (source, mut inv, refusal) = match image.read(path, &bars) {
         Ok((source, inv)) => (source, inv, None),
@@ -278,6 +290,9 @@ fn inspect(path: &Path, json: bool, check_modules: bool, image: &ImageArgs) -> R
 }
 
 fn extract(source: &Path, dir: &Path, image: &ImageArgs, force: bool) -> Result<(), Error> {
+    if let Some(iso) = esxi::installer::open(source)? {
+        return installer::extract(&iso, dir, force);
+    }
     let (source, inv) = image.read(source, &Arc::new(Bars::new(tty())))?;
     let report = extract::extract(&source, &inv, dir, force)?;
     finish(&source)?;
@@ -332,6 +347,9 @@ fn plan(
     let named = named_layout(layout)?;
     let target = target.unwrap_or_default();
     let bytes = target_bytes(size.as_deref(), &target)?;
+    if let Some(iso) = esxi::installer::open(source)? {
+        return installer::plan(&iso, bytes, made.kernelopt.as_deref(), json);
+    }
     let (source, inv) = image.read(source, &Arc::new(Bars::new(!json && tty())))?;
     let layout = layout_for(named, &inv)?;
     let plan = plan::plan(&payload(&source, &inv, made)?, &layout, bytes / SECTOR)?;
@@ -349,6 +367,8 @@ struct WriteOptions {
     yes: bool,
     force: bool,
     made: Made,
+    /// --syslinux (installer ISOs).
+    syslinux: Option<PathBuf>,
     verify: bool,
     check_modules: bool,
     bars: bool,
@@ -362,6 +382,18 @@ struct Made {
     new_uuids: bool,
     /// --state, --oem, --allow-build-mismatch.
     given: Given,
+    /// --kernelopt (installer ISOs).
+    kernelopt: Option<String>,
+}
+
+impl Made {
+    /// These flags with `--kernelopt`.
+    fn with_kernelopt(self, kernelopt: &args::KernelOptArgs) -> Made {
+        Made {
+            kernelopt: kernelopt.kernelopt.clone(),
+            ..self
+        }
+    }
 }
 
 fn write(
@@ -381,6 +413,9 @@ fn write(
     }
     let bytes = target_bytes(size.as_deref(), target)?;
     interrupt::install();
+    if let Some(iso) = esxi::installer::open(source)? {
+        return installer::write(&iso, target, bytes, options);
+    }
     let bars = Arc::new(Bars::new(options.bars));
     let (source, inv) = image
         .read(source, &bars)
@@ -388,26 +423,9 @@ fn write(
     let layout = layout_for(named, &inv)?;
     let payload = payload(&source, &inv, &options.made)?;
     let plan = plan::plan(&payload, &layout, bytes / SECTOR)?;
-    // From here a signal stops the write between two writes.
-    interrupt::defer();
-    let mut target = Target::open(target, &plan, &source, options.force)?;
-    let ask = target.needs_confirmation() && !options.yes;
-    if ask {
-        confirm::can_ask(&target)?;
-    }
-    if !options.json {
-        emit(&render::fit(&render::plan(&plan, bytes)));
-    }
-    if target.holds().looks_like_source() && options.yes {
-        eprintln!(
-            "esxstick: warning: {} holds {}: SOURCE and TARGET may be swapped",
-            target.path().display(),
-            target.holds()
-        );
-    }
-    if ask {
-        interrupt::at_once_during(|| confirm::confirm(&target))?;
-    }
+    let text = render::fit(&render::plan(&plan, bytes));
+    let sizes = (plan.target_sectors * SECTOR, plan.write_bytes);
+    let mut target = open_target(target, sizes, &source, options, &text)?;
     let outcome = burn::burn(
         &source,
         &inv,
@@ -418,6 +436,12 @@ fn write(
         options.check_modules,
     )
     .inspect_err(|_| bars.clear())?;
+    report_write(outcome, options)
+}
+
+/// Prints what a write did (JSON with --json) and turns its verification
+/// into the exit status.
+fn report_write(outcome: burn::Outcome, options: &WriteOptions) -> Result<(), Error> {
     if options.json {
         emit(&to_json(&outcome));
     } else {
@@ -430,6 +454,39 @@ fn write(
         )));
     }
     outcome.verify.map_or(Ok(()), verdict)
+}
+
+/// Opens TARGET for a plan of `plan_bytes` that writes `write_bytes`
+/// (from then on a signal stops the write between two writes), prints
+/// the plan's `text` unless --json, warns when SOURCE and TARGET may be
+/// swapped, and asks for confirmation where needed.
+fn open_target(
+    path: &Path,
+    (plan_bytes, write_bytes): (u64, u64),
+    source: &Source,
+    options: &WriteOptions,
+    text: &str,
+) -> Result<Target, Error> {
+    interrupt::defer();
+    let target = Target::open_sized(path, plan_bytes, write_bytes, source, options.force)?;
+    let ask = target.needs_confirmation() && !options.yes;
+    if ask {
+        confirm::can_ask(&target)?;
+    }
+    if !options.json {
+        emit(text);
+    }
+    if target.holds().looks_like_source() && options.yes {
+        eprintln!(
+            "esxstick: warning: {} holds {}: SOURCE and TARGET may be swapped",
+            target.path().display(),
+            target.holds()
+        );
+    }
+    if ask {
+        interrupt::at_once_during(|| confirm::confirm(&target))?;
+    }
+    Ok(target)
 }
 
 /// A source that is not a disk image, while the target holds an ESXi
@@ -489,7 +546,11 @@ fn verify(
         .map_err(Error::BadSize)?;
     let stick = Source::open_uncached(target)?;
     let report = match against {
+        None if installer_verify::is_installer_stick(&stick) => installer_verify::self_check(&stick)?,
         None => verify::self_check(&stick)?,
+        Some(against) if let Some(iso) = esxi::installer::open(against)? => {
+            installer::verify_against(&stick, &iso, size, written.made.kernelopt.as_deref())?
+        }
         Some(against) => {
             let (source, inv) = image.read(against, &Arc::new(Bars::new(!json && tty())))?;
             let payload = payload(&source, &inv, &written.made)?;

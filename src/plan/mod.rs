@@ -20,6 +20,7 @@ mod build;
 pub mod choose;
 mod fat16;
 mod geometry;
+pub mod installer;
 pub mod layout;
 mod payload;
 mod placement;

@@ -127,6 +127,11 @@ pub fn write(
 pub enum WriteStep {
     /// Zeroing the old partition table.
     Invalidate,
+    /// Formatting the installer stick's FAT32 volume and copying the
+    /// ISO's files.
+    InstallerFiles,
+    /// Installing SYSLINUX (`--syslinux`).
+    Syslinux,
     /// Copying the boot partition.
     BootPartition,
     /// Formatting and filling a bank.
@@ -147,6 +152,8 @@ impl std::fmt::Display for WriteStep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             WriteStep::Invalidate => f.write_str("invalidating the old partition table"),
+            WriteStep::InstallerFiles => f.write_str("the FAT32 volume"),
+            WriteStep::Syslinux => f.write_str("installing SYSLINUX"),
             WriteStep::BootPartition => f.write_str("the boot partition"),
             WriteStep::Bank(n) => write!(f, "bank {n}"),
             WriteStep::Sync => f.write_str("syncing the data"),
@@ -171,27 +178,7 @@ impl Job<'_> {
     /// The error for a failure at `step`: an interruption, or a
     /// failure, saying whether anything was written.
     fn fail(&self, step: WriteStep) -> impl FnOnce(Error) -> Error {
-        let path = self.disk.path.to_path_buf();
-        let written = self.disk.written.get();
-        move |cause| {
-            let state = match written {
-                0 => StickState::Untouched,
-                _ => StickState::NoTable,
-            };
-            match cause {
-                Error::Write { source, .. } if is_interruption(&source) => Error::Interrupted {
-                    path,
-                    phase: step,
-                    state,
-                },
-                cause => Error::WriteFailed {
-                    path,
-                    phase: step,
-                    cause: Box::new(cause),
-                    state,
-                },
-            }
-        }
+        failure(self.disk, step)
     }
 
     /// The error for an I/O failure at `step`.
@@ -283,9 +270,35 @@ impl Job<'_> {
     }
 }
 
+/// The error for a failure at `step` of a write to `disk`: an
+/// interruption, or a failure, saying whether anything was written.
+pub(super) fn failure(disk: &Disk, step: WriteStep) -> impl FnOnce(Error) -> Error {
+    let path = disk.path.to_path_buf();
+    let written = disk.written.get();
+    move |cause| {
+        let state = match written {
+            0 => StickState::Untouched,
+            _ => StickState::NoTable,
+        };
+        match cause {
+            Error::Write { source, .. } if is_interruption(&source) => Error::Interrupted {
+                path,
+                phase: step,
+                state,
+            },
+            cause => Error::WriteFailed {
+                path,
+                phase: step,
+                cause: Box::new(cause),
+                state,
+            },
+        }
+    }
+}
+
 /// Zeroes sector 0 and the GPT areas at both ends, then syncs: from here
 /// on the stick has no valid partition table until step 5.
-fn invalidate(disk: &Disk, bytes: u64) -> io::Result<()> {
+pub(super) fn invalidate(disk: &Disk, bytes: u64) -> io::Result<()> {
     let head = (GPT_AREA + 1) * SECTOR;
     let zeros = vec![0; head as usize];
     disk.write_at(&zeros, 0)?;
@@ -553,10 +566,13 @@ fn copy_file<T: fatfs::ReadWriteSeek>(
 
 /// On the way to `inner`: the bytes it takes are also hashed and handed
 /// to the module check, when wanted.
-struct Tee<'a, W: Write> {
-    inner: W,
-    hash: Option<Sha256Writer<io::Sink>>,
-    checker: Option<&'a Checker>,
+pub(super) struct Tee<'a, W: Write> {
+    /// Where the bytes go.
+    pub inner: W,
+    /// Their hash, when wanted.
+    pub hash: Option<Sha256Writer<io::Sink>>,
+    /// The module check they are handed to, when wanted.
+    pub checker: Option<&'a Checker>,
 }
 
 impl<W: Write> Write for Tee<'_, W> {
@@ -595,7 +611,7 @@ fn create_dirs<'a, T: fatfs::ReadWriteSeek>(
 /// others (EBRs; the backup GPT and the primary GPT entries), syncs, then
 /// sectors 0 and 1 — what makes the stick's table valid — and syncs
 /// again. `done` hears of every byte written.
-fn write_tables(sectors: Vec<(u64, Vec<u8>)>, disk: &Disk, done: &dyn Fn(u64)) -> io::Result<()> {
+pub(super) fn write_tables(sectors: Vec<(u64, Vec<u8>)>, disk: &Disk, done: &dyn Fn(u64)) -> io::Result<()> {
     let (commit, rest): (Vec<_>, Vec<_>) =
         sectors.into_iter().partition(|(at, _)| *at < COMMIT_BYTES);
     for (at, bytes) in &rest {
@@ -648,8 +664,18 @@ impl<'a> Disk<'a> {
         }
     }
 
+    /// The observer told of this write.
+    pub(super) fn observer(&self) -> &'a dyn Observer {
+        self.observer
+    }
+
+    /// The target's open file.
+    pub(super) fn file(&self) -> &'a File {
+        self.file
+    }
+
     /// A view of the whole target for fatfs, which reads and writes.
-    fn view(&self) -> DiskView<'a> {
+    pub(super) fn view(&self) -> DiskView<'a> {
         DiskView {
             disk: *self,
             view: FileView::read_only(self.file, self.len),
@@ -775,11 +801,15 @@ const KICK_BYTES: u64 = 1 << 20;
 
 /// On the way to `inner`: counts bytes into a progress callback, and
 /// every [`KICK_BYTES`] starts writeback of the target.
-struct Counted<'a, 'd, W: Write> {
-    inner: &'a mut W,
-    done: &'a dyn Fn(u64),
-    disk: &'a Disk<'d>,
-    since_kick: u64,
+pub(super) struct Counted<'a, 'd, W: Write> {
+    /// Where the bytes go.
+    pub inner: &'a mut W,
+    /// Told of every byte.
+    pub done: &'a dyn Fn(u64),
+    /// The target, whose writeback is started.
+    pub disk: &'a Disk<'d>,
+    /// Bytes since writeback was last started.
+    pub since_kick: u64,
 }
 
 impl<W: Write> Write for Counted<'_, '_, W> {
