@@ -16,6 +16,7 @@ mod extract;
 mod faults;
 mod hostile;
 mod inspect;
+mod installer;
 mod modules;
 mod plan;
 mod plan_properties;

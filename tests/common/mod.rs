@@ -17,14 +17,32 @@ pub fn root() -> PathBuf {
 /// and shared by all tests (a file lock keeps parallel tests from building
 /// the same image twice).
 pub fn fixture(variant: &str) -> PathBuf {
-    let script = root().join("scripts/make-fixture");
+    built_once("scripts/make-fixture", "fixtures", variant, "img")
+}
+
+/// An installer ISO fixture of `variant` (ESXi 5+ shape, issue #17), built
+/// by `scripts/make-installer-fixture` once per version of that script into
+/// `target/installer-fixtures/<hash>/<variant>.iso`, as [`fixture`] does.
+pub fn installer_fixture(variant: &str) -> PathBuf {
+    built_once(
+        "scripts/make-installer-fixture",
+        "installer-fixtures",
+        variant,
+        "iso",
+    )
+}
+
+/// `target/<cache>/<first 16 hex of the script's SHA-256>/<variant>.<ext>`,
+/// made by `script VARIANT OUT` when missing, under a per-variant lock.
+fn built_once(script: &str, cache: &str, variant: &str, ext: &str) -> PathBuf {
+    let script = root().join(script);
     let script_hash = format!(
         "{:x}",
-        Sha256::digest(fs::read(&script).expect("read make-fixture"))
+        Sha256::digest(fs::read(&script).unwrap_or_else(|e| panic!("read {script:?}: {e}")))
     );
-    let dir = root().join("target/fixtures").join(&script_hash[..16]);
+    let dir = root().join("target").join(cache).join(&script_hash[..16]);
     fs::create_dir_all(&dir).expect("create fixture dir");
-    let image = dir.join(format!("{variant}.img"));
+    let image = dir.join(format!("{variant}.{ext}"));
     let lock = File::create(dir.join(format!("{variant}.lock"))).expect("create lock file");
     lock.lock().expect("lock fixture");
     if !image.exists() {
@@ -32,10 +50,11 @@ pub fn fixture(variant: &str) -> PathBuf {
             .arg(variant)
             .arg(&image)
             .output()
-            .expect("run scripts/make-fixture");
+            .unwrap_or_else(|e| panic!("run {script:?}: {e}"));
         assert!(
             out.status.success(),
-            "scripts/make-fixture {variant} failed:\n{}",
+            "{} {variant} failed:\n{}",
+            script.display(),
             String::from_utf8_lossy(&out.stderr)
         );
     }
@@ -211,6 +230,26 @@ impl Loop {
         let out = oracle(
             "losetup",
             &["-f", "--show", file.to_str().expect("utf-8 path")],
+        );
+        Loop(stdout(&out).trim().to_string())
+    }
+
+    /// Attaches `sectors` sectors of `file` from sector `start`, read-only
+    /// (`losetup -r -o --sizelimit`): one partition of a whole-disk image,
+    /// for tools without an offset option (fsck.fat).
+    pub fn attach_extent(file: &Path, (start, sectors): (u64, u64)) -> Loop {
+        let out = oracle(
+            "losetup",
+            &[
+                "-r",
+                "-f",
+                "--show",
+                "-o",
+                &(start * 512).to_string(),
+                "--sizelimit",
+                &(sectors * 512).to_string(),
+                file.to_str().expect("utf-8 path"),
+            ],
         );
         Loop(stdout(&out).trim().to_string())
     }
@@ -522,4 +561,271 @@ pub fn kill_after(cmd: &mut Command, at: std::time::Duration) {
     std::thread::sleep(at);
     let _ = child.kill(); // SIGKILL
     let _ = child.wait();
+}
+
+/// The marker lines the installer fixtures' GRUB stub (their
+/// EFI/BOOT/BOOTX64.EFI, see scripts/make-installer-fixture) prints on the
+/// serial console: it started, and /EFI/BOOT/BOOT.CFG is (its lines follow,
+/// up to the END marker) or is not on the volume it was loaded from.
+pub const GRUB_STARTED: &str = "ESXSTICK-GRUB cmdpath=";
+pub const BOOTCFG_FOUND: &str = "ESXSTICK-BOOTCFG-FOUND";
+pub const BOOTCFG_MISSING: &str = "ESXSTICK-BOOTCFG-MISSING";
+pub const BOOTCFG_END: &str = "ESXSTICK-BOOTCFG-END";
+
+/// OVMF's firmware and its variable store template (package ovmf).
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE.fd";
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS.fd";
+
+/// One UEFI boot of stick images under QEMU (TCG) + OVMF, the sticks
+/// attached as USB mass storage behind an XHCI controller
+/// (../shared/esxi.md §7): each run gets its own copy of OVMF_VARS.fd, the
+/// images are opened with snapshot=on (never written), there is no network
+/// (no PXE detour), and the serial console is captured.
+pub struct Ovmf {
+    /// Everything the serial console printed, `\r` removed.
+    pub serial: String,
+    /// Whether QEMU ended by itself (the guest powered off: the GRUB stub
+    /// halts) before the timeout.
+    pub exited: bool,
+}
+
+impl Ovmf {
+    /// Seconds a boot may take before it counts as hung: a stick boot to
+    /// the GRUB stub takes about 5 s here in TCG.
+    pub const TIMEOUT: u32 = 120;
+
+    /// Boots `image` as the only USB stick.
+    pub fn boot_usb(image: &Path) -> Ovmf {
+        Ovmf::boot_usb_sticks(&[image])
+    }
+
+    /// Boots with every image of `images` attached as a USB stick, in
+    /// order; OVMF boots the first one that carries a boot loader. Fails
+    /// the test loudly when QEMU or OVMF is missing or QEMU fails.
+    pub fn boot_usb_sticks(images: &[&Path]) -> Ovmf {
+        static RUN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        for firmware in [OVMF_CODE, OVMF_VARS] {
+            assert!(
+                Path::new(firmware).exists(),
+                "{firmware} is missing: run scripts/install-deps (package ovmf)"
+            );
+        }
+        let dir = root().join("target/ovmf-vars");
+        fs::create_dir_all(&dir).expect("create target/ovmf-vars");
+        let n = RUN.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let vars = dir.join(format!("{}-{n}.fd", std::process::id()));
+        fs::copy(OVMF_VARS, &vars).expect("copy OVMF_VARS.fd");
+        let mut cmd = Command::new("timeout");
+        cmd.arg(Ovmf::TIMEOUT.to_string()).args([
+            "qemu-system-x86_64",
+            "-machine",
+            "q35",
+            "-m",
+            "256",
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-nic",
+            "none",
+            "-no-reboot",
+            "-drive",
+            &format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"),
+            "-drive",
+            &format!("if=pflash,format=raw,file={}", vars.display()),
+            "-device",
+            "qemu-xhci",
+        ]);
+        for (i, image) in images.iter().enumerate() {
+            assert!(image.exists(), "{} does not exist", image.display());
+            cmd.arg("-drive")
+                .arg(format!(
+                    "file={},format=raw,if=none,id=stick{i},snapshot=on",
+                    image.display()
+                ))
+                .arg("-device")
+                .arg(format!("usb-storage,drive=stick{i}"));
+        }
+        let out = cmd
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("oracle timeout/qemu-system-x86_64 cannot run: run scripts/install-deps");
+        let _ = fs::remove_file(&vars);
+        let exited = match out.status.code() {
+            Some(0) => true,
+            Some(124) => false,
+            other => panic!(
+                "qemu-system-x86_64 failed ({other:?}): is qemu-system-x86 installed?\n{}",
+                stderr(&out)
+            ),
+        };
+        Ovmf {
+            serial: stdout(&out).replace('\r', ""),
+            exited,
+        }
+    }
+
+    /// Whether a serial line, escape sequences aside, ends with `marker`.
+    pub fn shows(&self, marker: &str) -> bool {
+        self.serial.lines().any(|l| l.trim_end().ends_with(marker))
+    }
+
+    /// The device and directory the GRUB stub was loaded from, as GRUB
+    /// names them (`(hd0,msdos1)/EFI/BOOT`).
+    pub fn grub_cmdpath(&self) -> Option<&str> {
+        self.serial
+            .lines()
+            .find_map(|l| l.split_once(GRUB_STARTED).map(|(_, p)| p.trim_end()))
+    }
+
+    /// The lines of /EFI/BOOT/BOOT.CFG as the GRUB stub read them from its
+    /// own volume (between the FOUND and END markers), or `None` when it
+    /// did not find the file.
+    pub fn boot_cfg(&self) -> Option<Vec<String>> {
+        let mut lines = self.serial.lines().map(str::trim_end);
+        lines.find(|l| l.ends_with(BOOTCFG_FOUND))?;
+        let body: Vec<String> = lines
+            .take_while(|l| !l.ends_with(BOOTCFG_END))
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        Some(body)
+    }
+}
+
+/// Extracts the whole tree of `iso` into `dir` with xorriso (names as
+/// xorriso maps them: Rock Ridge names, or ISO 9660 names without `;1`),
+/// leaving it writable.
+pub fn xorriso_extract(iso: &Path, dir: &Path) {
+    oracle(
+        "xorriso",
+        &[
+            "-osirrox",
+            "on",
+            "-indev",
+            iso.to_str().expect("utf-8 path"),
+            "-extract",
+            "/",
+            dir.to_str().expect("utf-8 path"),
+        ],
+    );
+    oracle("chmod", &["-R", "u+w", dir.to_str().expect("utf-8 path")]);
+}
+
+/// Every file under `dir` by its path relative to `dir` (`/`-separated,
+/// as named on disk) with its SHA-256.
+pub fn tree_digests(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    fn walk(base: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, String>) {
+        for entry in fs::read_dir(dir).expect("read_dir") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                walk(base, &path, out);
+            } else {
+                let name = path.strip_prefix(base).unwrap().to_str().unwrap();
+                out.insert(name.to_string(), digest(&path));
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// Every file of `iso` (extracted with xorriso into `dir`) by its path
+/// (`EFI/BOOT/BOOTX64.EFI`) with its SHA-256.
+pub fn iso_files(iso: &Path, dir: &Path) -> std::collections::BTreeMap<String, String> {
+    xorriso_extract(iso, dir);
+    tree_digests(dir)
+}
+
+/// Every file of the FAT volume at sector `lba` of `image`, by its path as
+/// mtools names it (`mdir -/ -b -a`, without `::/`), with the SHA-256 of
+/// what `mcopy` reads.
+pub fn fat_files(image: &Path, lba: u64) -> std::collections::BTreeMap<String, String> {
+    let at = mtools_image(image, lba);
+    let list = stdout(&oracle("mdir", &["-/", "-b", "-a", "-i", &at, "::/"]));
+    list.lines()
+        .filter_map(|l| l.strip_prefix("::/"))
+        .filter(|l| !l.is_empty() && !l.ends_with('/'))
+        .map(|name| {
+            let bytes = oracle("mcopy", &["-n", "-i", &at, &format!("::/{name}"), "-"]).stdout;
+            (name.to_string(), format!("{:x}", Sha256::digest(&bytes)))
+        })
+        .collect()
+}
+
+/// The directory entries of the FAT volume at sector `lba` of `image` that
+/// carry a VFAT long name (the column `mdir -/ -a` prints after an entry's
+/// time only for those), as `SHORT EXT -> long name` lines. Fails loudly
+/// on an entry line it cannot read, rather than pass it.
+pub fn fat_long_names(image: &Path, lba: u64) -> Vec<String> {
+    let at = mtools_image(image, lba);
+    let list = stdout(&oracle("mdir", &["-/", "-a", "-i", &at, "::/"]));
+    let is_date = |w: &str| {
+        w.len() == 10
+            && w.bytes().enumerate().all(|(i, b)| match i {
+                4 | 7 => b == b'-',
+                _ => b.is_ascii_digit(),
+            })
+    };
+    let mut long = Vec::new();
+    for line in list.lines() {
+        let t = line.trim();
+        if t.is_empty()
+            || t.starts_with("Volume ")
+            || t.starts_with("Directory for ")
+            || t.starts_with("Total files listed")
+            || t.ends_with(" bytes")
+            || t.ends_with(" bytes free")
+        {
+            continue;
+        }
+        let words: Vec<&str> = t.split_whitespace().collect();
+        let at_date = words
+            .iter()
+            .position(|w| is_date(w))
+            .unwrap_or_else(|| panic!("mdir line without a date: {line:?}\n{list}"));
+        // The time follows the date; whatever follows the time is a long name.
+        let rest = words.get(at_date + 2..).unwrap_or(&[]);
+        if !rest.is_empty() {
+            long.push(format!(
+                "{} -> {}",
+                words[..at_date].join(" "),
+                rest.join(" ")
+            ));
+        }
+    }
+    long
+}
+
+/// fsck.fat -n of the FAT volume in `extent` (start, sectors) of `image`,
+/// through a read-only loop device: `None` when it is clean (exit 0 and
+/// nothing but the version and summary lines), else fsck.fat's report.
+pub fn fsck_fat(image: &Path, extent: (u64, u64)) -> Option<String> {
+    let lo = Loop::attach_extent(image, extent);
+    let out = Command::new("fsck.fat")
+        .args(["-n", &lo.0])
+        .output()
+        .expect("oracle fsck.fat cannot run: run scripts/install-deps (dosfstools)");
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    let clean = out.status.success()
+        && text.lines().count() == 2
+        && text.lines().nth(1).is_some_and(|l| l.contains(" clusters"));
+    (!clean).then_some(text)
+}
+
+/// Makes `img` a stick of `size` (truncate's form: `256M`) from the
+/// installer ISO `iso` by VMware's hand procedure,
+/// `scripts/reference-installer` (sfdisk, mkfs.fat, xorriso, mcopy): one
+/// active FAT32 partition 0x0C from sector 2048 to the end.
+pub fn reference_installer(iso: &Path, img: &Path, size: &str) {
+    let script = root().join("scripts/reference-installer");
+    oracle(
+        script.to_str().expect("utf-8 path"),
+        &[
+            iso.to_str().expect("utf-8 path"),
+            img.to_str().expect("utf-8 path"),
+            size,
+        ],
+    );
 }
