@@ -501,8 +501,8 @@ pub enum IsoProblem {
     /// Neither the root nor a tar archive there holds a dd image.
     #[error(
         "the ISO holds no ESXi dd image (looked for imagedd.bz2 and *.dd[.bz2] at its root and \
-         inside {}); ESXi 5 and later installers carry none: install those with the installer \
-         itself, or give esxstick an installed ESXi disk or stick",
+         inside {}) and is no ESXi 5+ installer either (BOOT.CFG, ISOLINUX.CFG and MBOOT.C32 \
+         at its root)",
         if *has_archives { "its tar archives" } else { "tar archives there, of which it has none" }
     )]
     NoImage {

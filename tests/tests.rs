@@ -17,6 +17,7 @@ mod faults;
 mod hostile;
 mod inspect;
 mod installer;
+mod installer_write;
 mod modules;
 mod plan;
 mod plan_properties;

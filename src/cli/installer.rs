@@ -82,7 +82,12 @@ pub fn extract(iso: &InstallerIso, dir: &Path, force: bool) -> Result<(), Error>
 }
 
 /// `plan` of an installer ISO for a target of `bytes`.
-pub fn plan(iso: &InstallerIso, bytes: u64, kernelopt: Option<&str>, json: bool) -> Result<(), Error> {
+pub fn plan(
+    iso: &InstallerIso,
+    bytes: u64,
+    kernelopt: Option<&str>,
+    json: bool,
+) -> Result<(), Error> {
     let plan = layout::plan(&iso.inventory, kernelopt, bytes / SECTOR)?;
     if json {
         emit(&to_json(&plan));
@@ -102,7 +107,11 @@ pub fn write(
     bytes: u64,
     options: &WriteOptions,
 ) -> Result<(), Error> {
-    let syslinux = options.syslinux.as_deref().map(Syslinux::check).transpose()?;
+    let syslinux = options
+        .syslinux
+        .as_deref()
+        .map(Syslinux::check)
+        .transpose()?;
     esxstick::stick::syslinux::mbr_code()?;
     iso.inventory.check_complete()?;
     let kernelopt = options.made.kernelopt.as_deref();
@@ -118,7 +127,8 @@ pub fn write(
         syslinux,
         verify: options.verify,
     };
-    let outcome = stick::burn(iso, &plan, &mut target, &*bars, &how).inspect_err(|_| bars.clear())?;
+    let outcome =
+        stick::burn(iso, &plan, &mut target, &*bars, &how).inspect_err(|_| bars.clear())?;
     report_write(outcome, options)
 }
 

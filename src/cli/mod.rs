@@ -27,8 +27,8 @@ use esxstick::size::group;
 use esxstick::stick::burn;
 use esxstick::stick::contents::Contents;
 use esxstick::stick::device::{self, Target};
-use esxstick::stick::update;
 use esxstick::stick::installer_verify;
+use esxstick::stick::update;
 use esxstick::stick::verify::{self, VerifyReport};
 use esxstick::Error;
 use serde::Serialize;
@@ -546,7 +546,9 @@ fn verify(
         .map_err(Error::BadSize)?;
     let stick = Source::open_uncached(target)?;
     let report = match against {
-        None if installer_verify::is_installer_stick(&stick) => installer_verify::self_check(&stick)?,
+        None if installer_verify::is_installer_stick(&stick) => {
+            installer_verify::self_check(&stick)?
+        }
         None => verify::self_check(&stick)?,
         Some(against) if let Some(iso) = esxi::installer::open(against)? => {
             installer::verify_against(&stick, &iso, size, written.made.kernelopt.as_deref())?

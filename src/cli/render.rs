@@ -8,7 +8,7 @@ use esxstick::image::source::SECTOR;
 use esxstick::ondisk::table::Scheme;
 use esxstick::plan::choose::SmallestTarget;
 use esxstick::plan::installer::{FileFrom, InstallerPlan};
-use esxstick::plan::{BankPlan, Plan};
+use esxstick::plan::{BankPlan, Plan, PlannedPartition};
 use esxstick::size::{self, group, human};
 use esxstick::stick::update::{UpdatePlan, UpdateReport};
 use esxstick::stick::verify::VerifyReport;
@@ -412,6 +412,24 @@ fn plan_row(out: &mut String, cells: [&str; 9]) {
     row(out, &PLAN_COLS, &cells);
 }
 
+/// The line of `plan`'s partition table for entry `p`.
+fn planned_row(out: &mut String, p: &PlannedPartition) {
+    plan_row(
+        out,
+        [
+            &p.entry.to_string(),
+            p.role,
+            &short_code(&p.kind),
+            &p.start.to_string(),
+            &p.end.to_string(),
+            &p.sectors.to_string(),
+            &human(p.sectors * SECTOR),
+            if p.active { "*" } else { "" },
+            &p.ebr.map(|e| e.to_string()).unwrap_or_default(),
+        ],
+    );
+}
+
 fn scheme_name(scheme: Scheme) -> &'static str {
     match scheme {
         Scheme::Mbr => "MBR",
@@ -450,20 +468,7 @@ fn plan_table(out: &mut String, plan: &Plan, bytes: u64) {
         ],
     );
     for p in &plan.partitions {
-        plan_row(
-            out,
-            [
-                &p.entry.to_string(),
-                p.role,
-                &short_code(&p.kind),
-                &p.start.to_string(),
-                &p.end.to_string(),
-                &p.sectors.to_string(),
-                &human(p.sectors * SECTOR),
-                if p.active { "*" } else { "" },
-                &p.ebr.map(|e| e.to_string()).unwrap_or_default(),
-            ],
-        );
+        planned_row(out, p);
     }
     if plan.scheme == Scheme::Mbr {
         out.push('\n');
@@ -710,7 +715,10 @@ pub fn installer(inv: &Installer, smallest: Option<u64>) -> String {
         "ESXi {} build {}{}",
         inv.version.as_deref().unwrap_or("?"),
         inv.build.as_deref().unwrap_or("(no build=)"),
-        inv.title.as_deref().map(|t| format!(", \"{t}\"")).unwrap_or_default()
+        inv.title
+            .as_deref()
+            .map(|t| format!(", \"{t}\""))
+            .unwrap_or_default()
     );
     let boots = match (inv.uefi, inv.bios) {
         (true, true) => "UEFI (EFI/BOOT/BOOTX64.EFI) and BIOS (ISOLINUX.CFG, MBOOT.C32)",
@@ -722,7 +730,11 @@ pub fn installer(inv: &Installer, smallest: Option<u64>) -> String {
     line!(
         out,
         "EFI/BOOT/BOOT.CFG: {}",
-        if inv.efi_boot_cfg { "on the ISO" } else { "missing (the stick gets a copy of /BOOT.CFG)" }
+        if inv.efi_boot_cfg {
+            "on the ISO"
+        } else {
+            "missing (the stick gets a copy of /BOOT.CFG)"
+        }
     );
     line!(out, "kernel: {}", inv.kernel);
     line!(out, "boot options (kernelopt): {}", inv.kernelopt);
@@ -758,23 +770,12 @@ pub fn installer_plan(plan: &InstallerPlan, bytes: u64) -> String {
     line!(out);
     plan_row(
         &mut out,
-        ["#", "role", "type", "start", "end", "sectors", "size", "act", ""],
+        [
+            "#", "role", "type", "start", "end", "sectors", "size", "act", "",
+        ],
     );
     for p in &plan.partitions {
-        plan_row(
-            &mut out,
-            [
-                &p.entry.to_string(),
-                p.role,
-                &short_code(&p.kind),
-                &p.start.to_string(),
-                &p.end.to_string(),
-                &p.sectors.to_string(),
-                &human(p.sectors * SECTOR),
-                if p.active { "*" } else { "" },
-                "",
-            ],
-        );
+        planned_row(&mut out, p);
     }
     let fat = &plan.fat;
     line!(out);

@@ -156,7 +156,12 @@ impl Installer {
                     name: name.to_string(),
                     path: found.map(|f| f.path.clone()),
                     bytes: found.map(|f| f.bytes),
-                    state: if found.is_some() { "present" } else { "missing" }.into(),
+                    state: if found.is_some() {
+                        "present"
+                    } else {
+                        "missing"
+                    }
+                    .into(),
                     ok: found.is_some(),
                 }
             })
@@ -247,8 +252,15 @@ impl Installer {
 /// `force`).
 pub fn extract(iso: &InstallerIso, dir: &Path, force: bool) -> Result<Vec<ExtractedFile>> {
     let tree = &iso.inventory.tree;
-    if let Some(f) = tree.files.iter().find(|f| f.path.eq_ignore_ascii_case(SUMS)) {
-        return Err(bad_config(&f.path, "has the name of the checksum list extract writes"));
+    if let Some(f) = tree
+        .files
+        .iter()
+        .find(|f| f.path.eq_ignore_ascii_case(SUMS))
+    {
+        return Err(bad_config(
+            &f.path,
+            "has the name of the checksum list extract writes",
+        ));
     }
     into_dir(dir, force, |staging| {
         for d in &tree.dirs {
@@ -272,9 +284,10 @@ pub fn extract(iso: &InstallerIso, dir: &Path, force: bool) -> Result<Vec<Extrac
 pub fn copy_file(source: &Source, file: &IsoFile, into: &mut dyn std::io::Write) -> Result<()> {
     let what = file.path.as_str();
     let flow = source.for_each_chunk(file.start, file.bytes, what, |_, chunk| {
-        into.write_all(chunk)
-            .map_err(|e| iso_file_error(what, e))?;
-        Ok(std::ops::ControlFlow::<std::convert::Infallible>::Continue(()))
+        into.write_all(chunk).map_err(|e| iso_file_error(what, e))?;
+        Ok(std::ops::ControlFlow::<std::convert::Infallible>::Continue(
+            (),
+        ))
     })?;
     let std::ops::ControlFlow::Continue(()) = flow;
     Ok(())
@@ -385,7 +398,8 @@ mod tests {
 
     #[test]
     fn append_lines_get_p_1_once() {
-        let cfg = "DEFAULT menu.c32\r\nLABEL install\r\n  KERNEL mboot.c32\r\n  APPEND -c boot.cfg\r\n\
+        let cfg =
+            "DEFAULT menu.c32\r\nLABEL install\r\n  KERNEL mboot.c32\r\n  APPEND -c boot.cfg\r\n\
                    LABEL x\n  append -c boot.cfg -p 1\n  APPEND foo\n";
         let out = syslinux_cfg(cfg);
         assert_eq!(

@@ -50,8 +50,8 @@ pub struct IsoTree {
 impl IsoTree {
     /// Lists the tree of the ISO 9660 medium in `file` of `len` bytes.
     pub fn read(file: &File, len: u64) -> Result<IsoTree> {
-        let iso = iso9660::ISO9660::new(file.try_clone().map_err(unreadable)?)
-            .map_err(unreadable)?;
+        let iso =
+            iso9660::ISO9660::new(file.try_clone().map_err(unreadable)?).map_err(unreadable)?;
         let Some(iso9660::DirectoryEntry::Directory(root)) = iso.open("/").map_err(unreadable)?
         else {
             return Err(Error::Iso {

@@ -19,8 +19,8 @@ use crate::digest::sha256;
 use crate::error::{Error, Result};
 use crate::esxi::installer::{self, Installer};
 use crate::image::source::SECTOR;
-use crate::ondisk::table::{PartitionType, Scheme, TableEntry, TableSpec};
-use crate::plan::geometry::chs;
+use crate::ondisk::table::{PartitionType, Scheme, TableSpec};
+use crate::plan::geometry::{chs, smallest_fitting};
 use crate::plan::{PlannedPartition, Shortfall};
 
 /// Version of the JSON document `plan --json` prints for an installer.
@@ -133,7 +133,11 @@ pub enum FileFrom {
 
 /// Plans the stick for `inv` on a target of `target_sectors`, with
 /// `kernelopt` added to both BOOT.CFGs when given.
-pub fn plan(inv: &Installer, kernelopt: Option<&str>, target_sectors: u64) -> Result<InstallerPlan> {
+pub fn plan(
+    inv: &Installer,
+    kernelopt: Option<&str>,
+    target_sectors: u64,
+) -> Result<InstallerPlan> {
     if let Some(k) = kernelopt {
         installer::check_kernelopt(k)?;
     }
@@ -141,12 +145,11 @@ pub fn plan(inv: &Installer, kernelopt: Option<&str>, target_sectors: u64) -> Re
     let dirs = stick_dirs(inv);
     let min_target = (START + min_partition(&files, &dirs)?) * SECTOR;
     let partition_sectors = target_sectors.saturating_sub(START).min(MAX_SECTORS);
-    let fat = volume(partition_sectors, &files, &dirs).ok_or(Error::DoesNotFit(
-        Shortfall::Target {
+    let fat =
+        volume(partition_sectors, &files, &dirs).ok_or(Error::DoesNotFit(Shortfall::Target {
             needs: min_target,
             has: target_sectors * SECTOR,
-        },
-    ))?;
+        }))?;
     let data_bytes: u64 = files.iter().map(|f| f.bytes).sum();
     let metadata = (RESERVED_SECTORS + 2 * fat.sectors_per_fat) * SECTOR;
     let dir_bytes = dir_clusters(&files, &dirs, fat.cluster_bytes) * fat.cluster_bytes;
@@ -183,12 +186,7 @@ impl InstallerPlan {
             entries: self
                 .partitions
                 .iter()
-                .map(|p| TableEntry {
-                    partition: p.partition(),
-                    chs_start: p.chs_start,
-                    chs_end: p.chs_end,
-                    ebr: None,
-                })
+                .map(|p| p.table_entry(HEADS, SECTORS_PER_TRACK))
                 .collect(),
             boot_code: boot_code.to_vec(),
             disk_signature: self.fat.volume_id,
@@ -358,7 +356,11 @@ fn dir_clusters(files: &[StickFile], dirs: &[String], cluster: u64) -> u64 {
     for d in dirs {
         per_dir.insert(d.clone(), 2);
     }
-    for p in files.iter().map(|f| f.path.as_str()).chain(dirs.iter().map(String::as_str)) {
+    for p in files
+        .iter()
+        .map(|f| f.path.as_str())
+        .chain(dirs.iter().map(String::as_str))
+    {
         *per_dir.entry(parent(p)).or_default() += entries(p);
     }
     per_dir
@@ -377,18 +379,12 @@ fn min_partition(files: &[StickFile], dirs: &[String]) -> Result<u64> {
             let fits = |s: u64| geometry(s, spc).is_some_and(|g| g.clusters >= need);
             // Clusters grow with the size (a FAT sector more costs at most
             // two clusters): search, then step to the first that fits.
-            let (mut lo, mut hi) = (RESERVED_SECTORS, MAX_SECTORS);
+            // Past MAX_CLUSTERS a size is no FAT32 volume of this cluster.
+            let hi = MAX_SECTORS.min(MAX_CLUSTERS * spc);
             if !fits(hi) {
                 return None;
             }
-            while hi - lo > 1 {
-                let mid = lo + (hi - lo) / 2;
-                if fits(mid) {
-                    hi = mid;
-                } else {
-                    lo = mid;
-                }
-            }
+            let hi = smallest_fitting(RESERVED_SECTORS, hi, fits);
             (hi.saturating_sub(4 * spc)..=hi).find(|&s| fits(s))
         })
         .min()

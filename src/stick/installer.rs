@@ -19,15 +19,16 @@ use std::io::{self, Seek, SeekFrom, Write};
 use fscommon::StreamSlice;
 
 use crate::digest::Sha256Writer;
-use crate::error::{Error, InstallerProblem, Result, StickState};
+use crate::error::{Error, InstallerProblem, Result};
 use crate::esxi::installer::InstallerIso;
 use crate::esxi::modules::Checker;
-use crate::image::source::{Source, SECTOR};
+use crate::image::source::SECTOR;
 use crate::ioctl;
 use crate::ondisk::cache::MetaCache;
+use crate::ondisk::shortnames;
 use crate::plan::installer::{self as layout, FileFrom, InstallerPlan, StickFile};
 use crate::progress::{Observer, Phase, PhaseTime, Timer};
-use crate::stick::burn::Outcome;
+use crate::stick::burn::{self, Outcome};
 use crate::stick::device::{Target, TargetKind};
 use crate::stick::installer_verify;
 use crate::stick::syslinux::{self, Syslinux};
@@ -59,29 +60,11 @@ pub fn burn(
     observer: &dyn Observer,
     options: &Options,
 ) -> Result<Outcome> {
-    let mut report = write(iso, plan, target, observer, options)
-        .map_err(|e| target.after_interruption(e))?;
-    if !options.verify {
-        return Ok(Outcome {
-            write: report,
-            verify: None,
-        });
-    }
-    if observer.cancelled() {
-        return Err(Error::Interrupted {
-            path: target.path().to_path_buf(),
-            phase: WriteStep::Verify,
-            state: StickState::Unverified,
-        });
-    }
-    let phase = Timer::start(observer, Phase::Verify, plan.data_bytes);
-    let stick = Source::open_uncached(target.path())?;
-    let result = installer_verify::against(&stick, iso, plan, &report.sha256)?;
-    phase.inc(plan.data_bytes);
-    report.phases.push(phase.finish());
-    Ok(Outcome {
-        write: report,
-        verify: Some(result),
+    let report =
+        write(iso, plan, target, observer, options).map_err(|e| target.after_interruption(e))?;
+    let how = (options.verify, plan.data_bytes);
+    burn::then_verify(report, target, observer, how, |stick, known| {
+        installer_verify::against(stick, iso, plan, known)
     })
 }
 
@@ -100,7 +83,8 @@ pub fn write(
     let disk = Disk::new(target, &written, observer);
     let fail = |step| write::failure(&disk, step);
     let phase = Timer::start(observer, Phase::Prepare, 0);
-    write::invalidate(&disk, target.bytes()).map_err(|e| fail(WriteStep::Invalidate)(disk.err(e)))?;
+    write::invalidate(&disk, target.bytes())
+        .map_err(|e| fail(WriteStep::Invalidate)(disk.err(e)))?;
     let mut phases = vec![phase.finish()];
     let checker = Checker::start(1);
     let phase = Timer::start(observer, Phase::Modules, plan.data_bytes);
@@ -145,7 +129,12 @@ pub fn write(
 
 /// Step 4: the MBR, with SYSLINUX's boot code; the kernel is asked to
 /// re-read it.
-fn tables(plan: &InstallerPlan, disk: &Disk, boot_code: &[u8], kind: TargetKind) -> Result<PhaseTime> {
+fn tables(
+    plan: &InstallerPlan,
+    disk: &Disk,
+    boot_code: &[u8],
+    kind: TargetKind,
+) -> Result<PhaseTime> {
     let sectors = plan
         .table(boot_code)
         .sectors(plan.target_sectors)
@@ -185,8 +174,8 @@ impl Copy<'_> {
         let meta = (fat.reserved_sectors + 2 * fat.sectors_per_fat) * SECTOR;
         let mut cache = MetaCache::new(view, meta, false).map_err(|e| disk.err(e))?;
         format(&mut cache, self.plan).map_err(|e| disk.err(e))?;
-        let fs = fatfs::FileSystem::new(&mut cache, fatfs::FsOptions::new())
-            .map_err(|e| disk.err(e))?;
+        let fs =
+            fatfs::FileSystem::new(&mut cache, fatfs::FsOptions::new()).map_err(|e| disk.err(e))?;
         self.check_formatted(&fs)?;
         let root = fs.root_dir();
         for dir in &self.plan.dirs {
@@ -200,6 +189,7 @@ impl Copy<'_> {
         }
         drop(root);
         fs.unmount().map_err(|e| disk.err(e))?;
+        shortnames::strip_long_names(&mut cache).map_err(|e| disk.err(e))?;
         cache.write_back().map_err(|e| disk.err(e))?;
         Ok(sha256)
     }
@@ -208,7 +198,10 @@ impl Copy<'_> {
     fn check_formatted(&self, fs: &fatfs::FileSystem<&mut VolumeIo<'_>>) -> Result<()> {
         let stats = fs.stats().map_err(|e| self.disk.err(e))?;
         let fat = &self.plan.fat;
-        let got = (u64::from(stats.cluster_size()), u64::from(stats.total_clusters()));
+        let got = (
+            u64::from(stats.cluster_size()),
+            u64::from(stats.total_clusters()),
+        );
         if fs.fat_type() != fatfs::FatType::Fat32 || got != (fat.cluster_bytes, fat.clusters) {
             return Err(Error::Installer(InstallerProblem::BadConfig {
                 file: "the FAT32 volume".into(),
@@ -236,7 +229,8 @@ impl Copy<'_> {
             .modules
             .iter()
             .any(|m| m.path.as_deref() == Some(file.path.as_str()));
-        let checker = (is_module && matches!(file.from, FileFrom::Iso { .. })).then_some(self.checker);
+        let checker =
+            (is_module && matches!(file.from, FileFrom::Iso { .. })).then_some(self.checker);
         let mut tee = Tee {
             inner: Counted {
                 inner: &mut out,
@@ -288,9 +282,13 @@ fn format<T: io::Read + Write + Seek>(volume: &mut T, plan: &InstallerPlan) -> i
         .sectors_per_track(63);
     volume.seek(SeekFrom::Start(0))?;
     fatfs::format_volume(&mut *volume, options)?;
-    let hidden = u32::try_from(start).map_err(io::Error::other)?.to_le_bytes();
+    let hidden = u32::try_from(start)
+        .map_err(io::Error::other)?
+        .to_le_bytes();
     for sector in [0, BACKUP_BOOT_SECTOR] {
-        volume.seek(SeekFrom::Start((sector * SECTOR as usize + HIDDEN_AT) as u64))?;
+        volume.seek(SeekFrom::Start(
+            (sector * SECTOR as usize + HIDDEN_AT) as u64,
+        ))?;
         volume.write_all(&hidden)?;
     }
     volume.seek(SeekFrom::Start(0))?;

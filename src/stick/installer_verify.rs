@@ -68,12 +68,8 @@ pub fn against(
     };
     check_boot_sector(stick, &part, plan, &mut report)?;
     check_fats(stick, &part, &mut report)?;
-    let fs = match open_fs(stick, &part) {
-        Ok(fs) => fs,
-        Err(e) => {
-            report.add("FAT32 volume", false, e.to_string());
-            return Ok(report);
-        }
+    let Some(fs) = opened(stick, &part, &mut report) else {
+        return Ok(report);
     };
     let on_stick = walk(&fs.root_dir(), "")?;
     for f in &plan.files {
@@ -93,7 +89,10 @@ pub fn against(
         };
         let (ok, detail) = match hash_file(&fs, &f.path) {
             Ok((bytes, got)) if got == expected => (true, format!("{bytes} bytes, SHA-256 equal")),
-            Ok((bytes, got)) => (false, format!("{bytes} bytes, SHA-256 {got}, expected {expected}")),
+            Ok((bytes, got)) => (
+                false,
+                format!("{bytes} bytes, SHA-256 {got}, expected {expected}"),
+            ),
             Err(e) => (false, format!("cannot be read: {e}")),
         };
         report.add(format!("file {}", f.path), ok, detail);
@@ -118,12 +117,8 @@ pub fn self_check(stick: &Source) -> Result<VerifyReport> {
         return Ok(report);
     };
     check_fats(stick, &part, &mut report)?;
-    let fs = match open_fs(stick, &part) {
-        Ok(fs) => fs,
-        Err(e) => {
-            report.add("FAT32 volume", false, e.to_string());
-            return Ok(report);
-        }
+    let Some(fs) = opened(stick, &part, &mut report) else {
+        return Ok(report);
     };
     let mut modules = Vec::new();
     for cfg in [installer::BOOT_CFG, installer::EFI_BOOT_CFG] {
@@ -160,22 +155,26 @@ fn check_table(
         }
     };
     let part = t.get(1).cloned();
-    let planned = plan.and_then(|p| p.partitions.first()).map(|p| p.partition());
+    let planned = plan
+        .and_then(|p| p.partitions.first())
+        .map(|p| p.partition());
     let problem = match (&part, planned) {
         (None, _) => Some("no partition 1".to_string()),
         (Some(p), Some(planned)) if *p != planned || t.partitions.len() != 1 => Some(format!(
             "{} entries, partition 1 {p:?}; planned only {planned:?}",
             t.partitions.len()
         )),
-        (Some(p), None) if p.kind != layout::partition_type() || !p.active => {
-            Some(format!("partition 1 is {p:?}, not an active FAT32 (0x0c) one"))
-        }
+        (Some(p), None) if p.kind != layout::partition_type() || !p.active => Some(format!(
+            "partition 1 is {p:?}, not an active FAT32 (0x0c) one"
+        )),
         _ => None,
     };
     report.add(
         "partition table",
         problem.is_none(),
-        problem.clone().unwrap_or_else(|| "one active FAT32 partition 1 (0x0c)".into()),
+        problem
+            .clone()
+            .unwrap_or_else(|| "one active FAT32 partition 1 (0x0c)".into()),
     );
     if plan.is_some() {
         let code = syslinux::mbr_code().unwrap_or_default();
@@ -183,7 +182,11 @@ fn check_table(
         report.add(
             "MBR boot code",
             same,
-            if same { "SYSLINUX's mbr.bin" } else { "differs from SYSLINUX's mbr.bin" },
+            if same {
+                "SYSLINUX's mbr.bin"
+            } else {
+                "differs from SYSLINUX's mbr.bin"
+            },
         );
     }
     problem.is_none().then_some(part).flatten()
@@ -216,7 +219,11 @@ fn check_boot_sector(
             got.0,
             got.1,
             got.2,
-            if got == want { String::new() } else { format!("; planned {want:?}") }
+            if got == want {
+                String::new()
+            } else {
+                format!("; planned {want:?}")
+            }
         ),
     );
     Ok(())
@@ -229,10 +236,16 @@ fn check_fats(stick: &Source, part: &Partition, report: &mut VerifyReport) -> Re
     let per_fat = u64::from(u32::from_le_bytes([bs[0x24], bs[0x25], bs[0x26], bs[0x27]]));
     let fats = bs[0x10];
     if fats != 2 || per_fat == 0 || reserved + 2 * per_fat > part.sectors {
-        report.add("FAT copies", false, format!("{fats} FATs of {per_fat} sectors"));
+        report.add(
+            "FAT copies",
+            false,
+            format!("{fats} FATs of {per_fat} sectors"),
+        );
         return Ok(());
     }
-    let mut first = stick.slice(part.start + reserved, per_fat).map_err(read_err)?;
+    let mut first = stick
+        .slice(part.start + reserved, per_fat)
+        .map_err(read_err)?;
     let mut second = stick
         .slice(part.start + reserved + per_fat, per_fat)
         .map_err(read_err)?;
@@ -245,12 +258,20 @@ fn check_fats(stick: &Source, part: &Partition, report: &mut VerifyReport) -> Re
         first.read_exact(x).map_err(read_err)?;
         second.read_exact(y).map_err(read_err)?;
         if x != y {
-            report.add("FAT copies", false, format!("differ in the {} KiB from byte {at}", n >> 10));
+            report.add(
+                "FAT copies",
+                false,
+                format!("differ in the {} KiB from byte {at}", n >> 10),
+            );
             return Ok(());
         }
         at += n as u64;
     }
-    report.add("FAT copies", true, format!("2 FATs of {per_fat} sectors, equal"));
+    report.add(
+        "FAT copies",
+        true,
+        format!("2 FATs of {per_fat} sectors, equal"),
+    );
     Ok(())
 }
 
@@ -269,7 +290,11 @@ fn check_boot_cfg(fs: &Fs, path: &str, modules: &mut Vec<String>, report: &mut V
         .files()
         .filter(|name| fs.root_dir().open_file(name).is_err())
         .collect();
-    modules.extend(cfg.files().filter(|n| !missing.contains(n)).map(str::to_string));
+    modules.extend(
+        cfg.files()
+            .filter(|n| !missing.contains(n))
+            .map(str::to_string),
+    );
     report.add(
         path,
         missing.is_empty(),
@@ -278,6 +303,14 @@ fn check_boot_cfg(fs: &Fs, path: &str, modules: &mut Vec<String>, report: &mut V
             false => format!("names files not on the stick: {}", missing.join(", ")),
         },
     );
+}
+
+/// The FAT32 volume of partition `part`, or a failed check saying why
+/// it cannot be read.
+fn opened<'a>(stick: &'a Source, part: &Partition, report: &mut VerifyReport) -> Option<Fs<'a>> {
+    open_fs(stick, part)
+        .inspect_err(|e| report.add("FAT32 volume", false, e.to_string()))
+        .ok()
 }
 
 /// Opens the FAT32 volume of partition `part`.

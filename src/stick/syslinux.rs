@@ -98,14 +98,18 @@ impl Syslinux {
     }
 }
 
-/// The version `syslinux --version` prints (`syslinux 4.07  Copyright …`,
-/// `syslinux 6.04  Copyright …`, 3.86 prints `syslinux 3.86 …`).
+/// The version `syslinux --version` prints after the program's name as
+/// it was run (`syslinux 4.07  Copyright …`, `/usr/bin/syslinux 6.04
+/// Copyright …`, `syslinux 3.86 …`).
 fn parse_version(text: &str) -> Option<String> {
     text.split_whitespace()
-        .skip_while(|w| !w.eq_ignore_ascii_case("syslinux"))
+        .skip_while(|w| !w.rsplit('/').next().is_some_and(|n| n.contains("syslinux")))
         .nth(1)
         .filter(|v| v.starts_with(|c: char| c.is_ascii_digit()))
-        .map(|v| v.trim_end_matches(|c: char| !c.is_ascii_digit()).to_string())
+        .map(|v| {
+            v.trim_end_matches(|c: char| !c.is_ascii_digit())
+                .to_string()
+        })
 }
 
 /// Whether SYSLINUX `version` loads VMware's COM32R mboot.c32: 3.86 to
@@ -146,9 +150,23 @@ mod tests {
     #[test]
     fn versions_that_load_mboot() {
         for (text, version, ok) in [
-            ("syslinux 4.07  Copyright 1994-2013 H. Peter Anvin et al", "4.07", true),
-            ("syslinux 6.04  Copyright 1994-2015 H. Peter Anvin et al", "6.04", false),
+            (
+                "syslinux 4.07  Copyright 1994-2013 H. Peter Anvin et al",
+                "4.07",
+                true,
+            ),
+            (
+                "syslinux 6.04  Copyright 1994-2015 H. Peter Anvin et al",
+                "6.04",
+                false,
+            ),
             ("syslinux 3.86 2010-04-01 Copyright", "3.86", true),
+            (
+                "/usr/bin/syslinux 6.04  Copyright 1994-2015 H. Peter Anvin",
+                "6.04",
+                false,
+            ),
+            ("/opt/s/syslinux.exe 4.05 Copyright", "4.05", true),
             ("syslinux 3.85 Copyright", "3.85", false),
             ("syslinux 4.08 Copyright", "4.08", false),
             ("syslinux 5.10 Copyright", "5.10", false),

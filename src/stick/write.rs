@@ -611,7 +611,11 @@ fn create_dirs<'a, T: fatfs::ReadWriteSeek>(
 /// others (EBRs; the backup GPT and the primary GPT entries), syncs, then
 /// sectors 0 and 1 — what makes the stick's table valid — and syncs
 /// again. `done` hears of every byte written.
-pub(super) fn write_tables(sectors: Vec<(u64, Vec<u8>)>, disk: &Disk, done: &dyn Fn(u64)) -> io::Result<()> {
+pub(super) fn write_tables(
+    sectors: Vec<(u64, Vec<u8>)>,
+    disk: &Disk,
+    done: &dyn Fn(u64),
+) -> io::Result<()> {
     let (commit, rest): (Vec<_>, Vec<_>) =
         sectors.into_iter().partition(|(at, _)| *at < COMMIT_BYTES);
     for (at, bytes) in &rest {
