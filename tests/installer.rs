@@ -8,8 +8,9 @@
 //! removed (the negative control), even with another stick holding one.
 //! None of these tests runs esxstick: they prove the fixtures and the
 //! harness (`installer_fixture`, `Ovmf`, `iso_files`, `fat_files`,
-//! `fat_long_names`, `fsck_fat` in tests/common) that the feature's tests
-//! build on, including that each oracle helper can fail.
+//! `fat_long_names`, `fat_file_offset`, `fsck_fat` in tests/common) that
+//! the feature's tests build on, including that each oracle helper can
+//! fail.
 //!
 //! The esxstick-based tests the feature adds here (branch `installer`):
 //! * `inspect` of esxi7/esxi8/customized shows an installer with its build
@@ -31,14 +32,16 @@
 //!   mbr.bin (first 440 bytes, dd).
 //! * `--kernelopt "ks=usb:/KS.CFG"` lands on the kernelopt= line of both
 //!   BOOT.CFGs (mcopy) and in what the GRUB stub prints.
-//! * a byte flipped in a module on the stick (dd) fails `verify STICK` and
-//!   `verify STICK --against ISO`, naming the file.
+//! * a byte flipped in place in a module on the stick (`fat_file_offset`)
+//!   fails `verify STICK` and `verify STICK --against ISO`, naming the
+//!   file.
 //! * `--syslinux PATH` absent: a UEFI-only stick, said so.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::common::*;
+use sha2::{Digest, Sha256};
 
 /// The variants that are installer media (all but `not-installer`).
 const INSTALLERS: [&str; 6] = [
@@ -70,11 +73,9 @@ fn mdel(stick: &Path, name: &str) {
     );
 }
 
-/// The lines of a text file of the stick's partition (mcopy).
+/// A text file of the stick's partition (mcopy).
 fn fat_text(stick: &Path, name: &str) -> String {
-    let at = mtools_image(stick, PART.0);
-    String::from_utf8(oracle("mcopy", &["-n", "-i", &at, &format!("::/{name}"), "-"]).stdout)
-        .expect("utf-8 text")
+    String::from_utf8(mcopy_file(stick, 1, name)).expect("utf-8 text")
 }
 
 #[test]
@@ -160,6 +161,17 @@ fn a_hand_made_stick_holds_every_iso_file_by_its_8_3_name_on_a_clean_fat32() {
         );
         let minfo = stdout(&oracle("minfo", &["-i", &mtools_image(&stick, PART.0)]));
         assert!(minfo.contains("hidden sectors: 2048"), "{minfo}");
+        let mbr = fs::read("/usr/lib/syslinux/mbr/mbr.bin").expect("syslinux-common's mbr.bin");
+        let head = oracle(
+            "dd",
+            &[
+                &format!("if={}", stick.display()),
+                "bs=440",
+                "count=1",
+                "status=none",
+            ],
+        );
+        assert_eq!(head.stdout[..], mbr[..440], "SYSLINUX's MBR boot code");
         assert!(minfo.contains("disk type=\"FAT32   \""), "{minfo}");
     }
 }
@@ -171,24 +183,23 @@ fn the_oracle_helpers_see_damage() {
     assert!(fat_long_names(&stick, PART.0).is_empty());
     assert_eq!(fsck_fat(&stick, PART), None);
 
-    // A file replaced by one with a byte flipped: fat_files sees it.
-    let mut k = fat_text_bytes(&stick, "K.B00");
-    k[1000] ^= 0x01;
-    let flipped = dir.join("K.B00");
-    fs::write(&flipped, &k).unwrap();
-    oracle(
-        "mcopy",
-        &[
-            "-o",
-            "-i",
-            &mtools_image(&stick, PART.0),
-            flipped.to_str().unwrap(),
-            "::/K.B00",
-        ],
+    // A byte of K.B00 flipped in place (its FAT and directory untouched),
+    // where fat_file_offset places it: mcopy reads exactly that byte
+    // changed, and fat_files sees it.
+    let k = mcopy_file(&stick, 1, "K.B00");
+    let at = fat_file_offset(&stick, PART.0, "K.B00") + 1000;
+    let file = fs::OpenOptions::new().write(true).open(&stick).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &[k[1000] ^ 0x01], at).unwrap();
+    let mut want = k.clone();
+    want[1000] ^= 0x01;
+    assert!(
+        mcopy_file(&stick, 1, "K.B00") == want,
+        "not the byte at {at}"
     );
     let after = fat_files(&stick, PART.0);
     assert_ne!(after["K.B00"], before["K.B00"]);
     assert_eq!(after.len(), before.len());
+    assert_eq!(fsck_fat(&stick, PART), None, "file data is not metadata");
 
     // A long name: mcopy gives "Long Name.txt" a VFAT entry.
     let long = dir.join("Long Name.txt");
@@ -206,19 +217,23 @@ fn the_oracle_helpers_see_damage() {
     assert_eq!(names.len(), 1, "{names:?}");
     assert!(names[0].ends_with("-> Long Name.txt"), "{names:?}");
 
-    // A FAT entry overwritten (dd into the first FAT): fsck.fat objects.
-    let fat_at = (PART.0 + 32) * 512 + 40; // reserved sectors: 32 (mkfs.fat -F 32)
-    let mut bytes = fs::read(&stick).unwrap();
-    bytes[fat_at as usize..fat_at as usize + 4].copy_from_slice(&[0x11, 0x22, 0x33, 0x44]);
-    fs::write(&stick, bytes).unwrap();
+    // Cluster 10's entry in the first FAT (after the reserved sectors, as
+    // minfo reads them) pointed far past the volume: fsck.fat objects.
+    let minfo = stdout(&oracle("minfo", &["-i", &mtools_image(&stick, PART.0)]));
+    let reserved: u64 = minfo
+        .lines()
+        .find_map(|l| l.strip_prefix("reserved (boot) sectors: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("minfo: no reserved sectors\n{minfo}"));
+    let fat_at = (PART.0 + reserved) * 512 + 10 * 4;
+    std::os::unix::fs::FileExt::write_all_at(
+        &fs::OpenOptions::new().write(true).open(&stick).unwrap(),
+        &[0x11, 0x22, 0x33, 0x04],
+        fat_at,
+    )
+    .unwrap();
     let report = fsck_fat(&stick, PART).expect("fsck.fat finds the damaged FAT");
     assert!(report.contains("out of range"), "{report}");
-}
-
-/// A file of the stick's partition as bytes (mcopy).
-fn fat_text_bytes(stick: &Path, name: &str) -> Vec<u8> {
-    let at = mtools_image(stick, PART.0);
-    oracle("mcopy", &["-n", "-i", &at, &format!("::/{name}"), "-"]).stdout
 }
 
 #[test]
@@ -309,7 +324,7 @@ fn the_installer_fixtures_are_what_they_claim() {
             ],
         );
         assert_eq!(
-            format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&efi.stdout)),
+            format!("{:x}", Sha256::digest(&efi.stdout)),
             iso["EFI/BOOT/BOOTX64.EFI"],
             "{variant}: EFIBOOT.IMG's BOOTX64.EFI"
         );
@@ -348,8 +363,9 @@ fn the_installer_fixtures_are_what_they_claim() {
             assert!(iso.contains_key(&name), "{variant}: {name} missing");
             let ok = std::process::Command::new("gzip")
                 .args(["-t", dir.join(&name).to_str().unwrap()])
-                .status()
+                .output()
                 .expect("oracle gzip")
+                .status
                 .success();
             assert_eq!(
                 ok,

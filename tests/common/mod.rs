@@ -829,3 +829,35 @@ pub fn reference_installer(iso: &Path, img: &Path, size: &str) {
         ],
     );
 }
+
+/// The byte offset in `image` of the first data byte of file `name` (a
+/// path such as `EFI/BOOT/BOOT.CFG`) of the FAT volume at sector `lba`:
+/// the volume's geometry as minfo reads it, the file's first cluster as
+/// mshowfat reads it. For damaging a file in place (bit rot) with
+/// `FileExt::write_all_at`, its FAT and directory untouched.
+pub fn fat_file_offset(image: &Path, lba: u64, name: &str) -> u64 {
+    let at = mtools_image(image, lba);
+    let minfo = stdout(&oracle("minfo", &["-i", &at]));
+    let field = |key: &str| -> u64 {
+        minfo
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("minfo: no {key:?}\n{minfo}"))
+    };
+    let sector = field("sector size:");
+    let fat_sectors = match field("sectors per fat:") {
+        0 => field("Big fatlen="), // FAT32
+        n => n,
+    };
+    let root_sectors = (field("max available root directory slots:") * 32).div_ceil(sector);
+    let data = field("reserved (boot) sectors:") + field("fats:") * fat_sectors + root_sectors;
+    let shown = stdout(&oracle("mshowfat", &["-i", &at, &format!("::/{name}")]));
+    let first: u64 = shown
+        .split_once('<')
+        .and_then(|(_, r)| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("mshowfat {name}: no cluster in {shown:?}"));
+    (lba + data) * 512 + (first - 2) * field("cluster size:") * sector
+}
