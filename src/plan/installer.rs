@@ -7,10 +7,9 @@
 //!
 //! FAT32 needs at least 65,525 clusters: with 512-byte clusters that is
 //! about 33 MiB of partition, whatever the files. The cluster size is the
-//! usual one for the partition's size (4 KiB from 260 MiB to 8 GiB, as
-//! Windows and mkfs.fat choose), or the nearest other size that gives a
-//! valid FAT32 volume holding the files; the smallest target is the
-//! smallest over all cluster sizes. The volume is laid out exactly as
+//! largest (up to 32 KiB) that gives a valid FAT32 volume holding the
+//! files — 2 KiB on 256 MiB, 32 KiB from about 2 GiB; the smallest
+//! target is the smallest over all cluster sizes. The volume is laid out exactly as
 //! fatfs formats it ([`Fat32`]: 8 reserved sectors, two FATs).
 
 use serde::Serialize;
@@ -279,13 +278,13 @@ fn stick_dirs(inv: &Installer) -> Vec<String> {
     dirs
 }
 
-/// The FAT32 volume for a partition of `sectors`, at the usual cluster
-/// size when that holds the files, else the nearest that does.
+/// The FAT32 volume for a partition of `sectors`: the largest cluster
+/// size (up to 32 KiB) that makes it a valid FAT32 volume holding the
+/// files. Larger clusters mean a smaller FAT and fewer, larger reads and
+/// writes; the space they waste is under one cluster per file (a few
+/// hundred files).
 fn volume(sectors: u64, files: &[StickFile], dirs: &[String]) -> Option<Fat32> {
-    let usual = usual_cluster_sectors(sectors);
-    let mut order: Vec<u64> = CLUSTER_SECTORS.to_vec();
-    order.sort_by_key(|&spc| spc.abs_diff(usual) * 2 + u64::from(spc > usual));
-    order.into_iter().find_map(|spc| {
+    CLUSTER_SECTORS.iter().rev().find_map(|&spc| {
         let fat = geometry(sectors, spc)?;
         let used = clusters_needed(files, dirs, fat.cluster_bytes);
         (used <= fat.clusters).then_some(Fat32 {
@@ -293,20 +292,6 @@ fn volume(sectors: u64, files: &[StickFile], dirs: &[String]) -> Option<Fat32> {
             ..fat
         })
     })
-}
-
-/// The cluster size (in sectors) Windows and mkfs.fat give a FAT32
-/// volume of `sectors`: 512 B up to 260 MiB, 4 KiB up to 8 GiB, 8 KiB up
-/// to 16 GiB, 16 KiB up to 32 GiB, 32 KiB above.
-fn usual_cluster_sectors(sectors: u64) -> u64 {
-    const MIB: u64 = 2048;
-    match sectors {
-        s if s <= 260 * MIB => 1,
-        s if s <= 8 * 1024 * MIB => 8,
-        s if s <= 16 * 1024 * MIB => 16,
-        s if s <= 32 * 1024 * MIB => 32,
-        _ => 64,
-    }
 }
 
 /// fatfs's FAT32 layout of `sectors` with clusters of `spc` sectors

@@ -24,6 +24,7 @@ use crate::esxi::installer::{self, InstallerIso};
 use crate::esxi::modules::GzipCheck;
 use crate::image::source::{Slice, Source, SECTOR};
 use crate::ondisk::cache::MetaCache;
+use crate::ondisk::le;
 use crate::ondisk::table::{self, Partition};
 use crate::plan::installer::{self as layout, FileFrom, InstallerPlan};
 use crate::stick::syslinux;
@@ -232,8 +233,8 @@ fn check_boot_sector(
 /// Both FAT copies are equal.
 fn check_fats(stick: &Source, part: &Partition, report: &mut VerifyReport) -> Result<()> {
     let bs = stick.read_sector(part.start, "the FAT32 boot sector")?;
-    let reserved = u64::from(u16::from_le_bytes([bs[0x0e], bs[0x0f]]));
-    let per_fat = u64::from(u32::from_le_bytes([bs[0x24], bs[0x25], bs[0x26], bs[0x27]]));
+    let reserved = u64::from(le::u16_at(&bs, 0x0e));
+    let per_fat = u64::from(le::u32_at(&bs, 0x24));
     let fats = bs[0x10];
     if fats != 2 || per_fat == 0 || reserved + 2 * per_fat > part.sectors {
         report.add(
@@ -314,9 +315,17 @@ fn opened<'a>(stick: &'a Source, part: &Partition, report: &mut VerifyReport) ->
 }
 
 /// Opens the FAT32 volume of partition `part`.
+/// The reserved sectors and both FATs are read into memory first: fatfs
+/// reads a FAT entry for every cluster of a file.
 fn open_fs<'a>(stick: &'a Source, part: &Partition) -> io::Result<Fs<'a>> {
+    let bs = stick
+        .read_sector(part.start, "the FAT32 boot sector")
+        .map_err(io::Error::other)?;
+    let reserved = u64::from(le::u16_at(&bs, 0x0e));
+    let per_fat = u64::from(le::u32_at(&bs, 0x24));
+    let meta = ((reserved + 2 * per_fat) * SECTOR).min(part.sectors * SECTOR);
     let slice = stick.slice(part.start, part.sectors)?;
-    fatfs::FileSystem::new(MetaCache::new(slice, 0, false)?, fatfs::FsOptions::new())
+    fatfs::FileSystem::new(MetaCache::new(slice, meta, true)?, fatfs::FsOptions::new())
 }
 
 /// Every file below `dir` (at `prefix`), by path.
