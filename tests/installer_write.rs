@@ -340,3 +340,52 @@ fn isos_that_cannot_make_a_stick_are_refused_before_any_table() {
     assert_refused(&out, "cannot load VMware's mboot.c32");
     assert!(!stick.exists());
 }
+
+/// `esxstick write` of the esxi7 fixture to `stick` (256 MiB, --no-verify)
+/// with `ESXSTICK_FAULT=fault`.
+fn write_with_fault(stick: &Path, fault: &str) -> std::process::Output {
+    let iso = installer_fixture("esxi7");
+    std::process::Command::new(env!("CARGO_BIN_EXE_esxstick"))
+        .args(["write", iso.to_str().unwrap(), stick.to_str().unwrap()])
+        .args(["--size", "256M", "--yes", "--no-verify"])
+        .env("ESXSTICK_FAULT", fault)
+        .output()
+        .expect("run esxstick")
+}
+
+#[test]
+fn an_injected_write_or_sync_failure_leaves_no_table_and_a_rerun_succeeds() {
+    let dir = scratch("installer-write-faults");
+    let stick = dir.join("stick.img");
+    let (writes, syncs) = fault_counts(&write_with_fault(&stick, "count"));
+    assert!(writes > 3 && syncs >= 3, "writes={writes} syncs={syncs}");
+    let points = [
+        "write:1:eio".to_string(),
+        format!("write:{}:eio", writes / 2),
+        format!("write:{}:eio", writes - 1),
+        format!("write:{writes}:eio"),
+        format!("sync:{}:eio", syncs - 1),
+        format!("sync:{syncs}:eio"),
+    ];
+    for point in points {
+        let _ = fs::remove_file(&stick);
+        let out = write_with_fault(&stick, &point);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{point}: {err}");
+        assert!(!err.contains("panicked"), "{point}: {err}");
+        let last = err.lines().last().unwrap_or_default();
+        assert!(last.contains("writing "), "{point}: {err}");
+        // The last sync follows the table: the stick is complete then
+        // but not known to be durable; every earlier failure leaves none.
+        if point != format!("sync:{syncs}:eio") {
+            assert!(!has_table(&stick), "{point}: a table was written");
+        }
+    }
+    // A short write is carried on where it stopped: the stick is whole.
+    let _ = fs::remove_file(&stick);
+    let out = write_with_fault(&stick, &format!("write:{}:short", writes / 2));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(fsck_fat(&stick, PART), None);
+    let out = verify(&stick, Some(&installer_fixture("esxi7")), &[]);
+    assert!(out.status.success(), "{}", stdout(&out));
+}

@@ -273,18 +273,26 @@ pub fn extract(iso: &InstallerIso, dir: &Path, force: bool) -> Result<Vec<Extrac
             // separators, no `.` or `..`.
             let path = staging.join(&f.path);
             let mut out = create(&path)?;
-            copy_file(&iso.source, f, &mut out)?;
+            copy_file(&iso.source, f, &mut out).map_err(|e| match e {
+                Error::Write { source, .. } => write_err(&path)(source),
+                other => other,
+            })?;
             files.push(finish(out, &path, &f.path)?);
         }
         Ok(files)
     })
 }
 
-/// Copies `file` of `source` into `into`, streaming.
+/// Copies `file` of `source` into `into`, streaming. A failure to write
+/// is an [`Error::Write`] naming the file (the caller knows where it was
+/// writing to).
 pub fn copy_file(source: &Source, file: &IsoFile, into: &mut dyn std::io::Write) -> Result<()> {
     let what = file.path.as_str();
     let flow = source.for_each_chunk(file.start, file.bytes, what, |_, chunk| {
-        into.write_all(chunk).map_err(|e| iso_file_error(what, e))?;
+        into.write_all(chunk).map_err(|source| Error::Write {
+            path: what.into(),
+            source,
+        })?;
         Ok(std::ops::ControlFlow::<std::convert::Infallible>::Continue(
             (),
         ))
@@ -312,16 +320,6 @@ fn bad_config(file: &str, reason: impl ToString) -> Error {
         file: file.to_string(),
         reason: reason.to_string(),
     })
-}
-
-/// A file on the ISO cannot be read or copied.
-fn iso_file_error(file: &str, source: std::io::Error) -> Error {
-    Error::Iso {
-        problem: crate::error::IsoProblem::File {
-            file: file.to_string(),
-            source,
-        },
-    }
 }
 
 /// ISOLINUX.CFG made SYSLINUX.CFG: `-p 1` added to every `APPEND` line

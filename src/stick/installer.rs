@@ -251,7 +251,12 @@ impl Copy<'_> {
                     start: *start,
                     bytes: file.bytes,
                 };
-                crate::esxi::installer::copy_file(&self.iso.source, &on_iso, &mut tee)?;
+                crate::esxi::installer::copy_file(&self.iso.source, &on_iso, &mut tee).map_err(
+                    |e| match e {
+                        Error::Write { source, .. } => disk.err(source),
+                        other => other,
+                    },
+                )?;
             }
             FileFrom::Made { text, .. } => {
                 tee.write_all(text.as_bytes()).map_err(|e| disk.err(e))?

@@ -685,6 +685,7 @@ impl<'a> Disk<'a> {
             view: FileView::read_only(self.file, self.len),
             pending: Vec::new(),
             pending_at: 0,
+            failed: None,
         }
     }
 
@@ -752,16 +753,41 @@ pub(super) struct DiskView<'a> {
     /// Bytes written but not yet passed on, and where they go.
     pending: Vec<u8>,
     pending_at: u64,
+    /// The error of a write that failed: every later call fails.
+    failed: Option<io::Error>,
+}
+
+/// The error `e` once more: an interruption stays one; another keeps its
+/// kind and message.
+fn again(e: &io::Error) -> io::Error {
+    if is_interruption(e) {
+        io::Error::other(Interruption)
+    } else {
+        match e.raw_os_error() {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::new(e.kind(), e.to_string()),
+        }
+    }
 }
 
 /// Most bytes gathered into one write.
 const GATHER: usize = 4 << 20;
 
 impl DiskView<'_> {
-    /// Passes the gathered bytes on, in one write.
+    /// Passes the gathered bytes on, in one write. Once a write has
+    /// failed, every later call fails the same way: fatfs drops its
+    /// streams (flushing them) inside its own calls and ignores the
+    /// errors of those flushes, so a failure must not be forgotten.
     fn write_pending(&mut self) -> io::Result<()> {
+        if let Some(e) = &self.failed {
+            return Err(again(e));
+        }
         if !self.pending.is_empty() {
-            self.disk.write_at(&self.pending, self.pending_at)?;
+            if let Err(e) = self.disk.write_at(&self.pending, self.pending_at) {
+                let err = again(&e);
+                self.failed = Some(e);
+                return Err(err);
+            }
             self.pending.clear();
         }
         Ok(())
