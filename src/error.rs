@@ -53,6 +53,18 @@ pub enum InstallerProblem {
         /// The operating system's reason.
         source: io::Error,
     },
+    /// A flag was given that does not apply to this kind of source.
+    #[error("{flag} {}", if *installer {
+        "does not apply to an ESXi 5+ installer ISO (its stick has no bootbank or layout to choose)"
+    } else {
+        "applies to ESXi 5+ installer ISOs only"
+    })]
+    Flag {
+        /// The flag, e.g. `--state`.
+        flag: &'static str,
+        /// Whether the source is an installer ISO.
+        installer: bool,
+    },
     /// `--kernelopt` holds a line break.
     #[error("--kernelopt must be one line")]
     KernelOptLines,

@@ -171,6 +171,29 @@ fn plan_is_one_active_fat32_partition_and_a_small_target_is_refused() {
     assert_eq!(needs, plan["min_target_bytes"].to_string(), "{err}");
     let fits = esxstick(&["plan", iso.to_str().unwrap(), "--size", &needs]);
     assert!(fits.status.success(), "{}", stderr(&fits));
+    // Flags of the other kind of source are refused, not ignored.
+    let state = esxstick(&[
+        "plan",
+        iso.to_str().unwrap(),
+        "--size",
+        "256M",
+        "--layout",
+        "dual-bank",
+    ]);
+    assert_refused(
+        &state,
+        "--layout does not apply to an ESXi 5+ installer ISO",
+    );
+    let image = fixture("esxi40");
+    let ks = esxstick(&[
+        "plan",
+        image.to_str().unwrap(),
+        "--size",
+        "64M",
+        "--kernelopt",
+        "ks=x",
+    ]);
+    assert_refused(&ks, "--kernelopt applies to ESXi 5+ installer ISOs only");
     let short = (needs.parse::<u64>().unwrap() - 512).to_string();
     assert_eq!(
         esxstick(&["plan", iso.to_str().unwrap(), "--size", &short])

@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use esxstick::error::InstallerProblem;
 use esxstick::esxi::installer::{self, Installer, InstallerIso};
 use esxstick::image::source::{Source, SECTOR};
 use esxstick::ondisk::table;
@@ -20,7 +21,7 @@ use serde::Serialize;
 
 use super::progress::Bars;
 use super::render::{self, emit, to_json};
-use super::{open_target, report_write, WriteOptions};
+use super::{open_target, report_write, Made, WriteOptions};
 
 /// The line `write` prints before writing a stick without `--syslinux`.
 pub const UEFI_ONLY: &str = "note: UEFI-only stick: BIOS boot needs SYSLINUX 3.86-4.07 \
@@ -149,4 +150,34 @@ pub fn verify_against(
     };
     let plan: InstallerPlan = layout::plan(&iso.inventory, kernelopt, sectors)?;
     installer_verify::against(stick, iso, &plan, &Default::default())
+}
+
+/// Refuses the flags that do not apply to SOURCE: those of disk images
+/// (`--layout`, `--state`, `--oem`, `--new-uuids`) for an installer ISO
+/// (`installer`), and `--syslinux`, `--kernelopt` for anything else.
+pub fn check_flags(
+    installer: bool,
+    layout: Option<&str>,
+    made: &Made,
+    syslinux: bool,
+) -> Result<(), Error> {
+    let given = if installer {
+        [
+            ("--layout", layout.is_some()),
+            ("--state", made.given.state.is_some()),
+            ("--oem", made.given.oem.is_some()),
+            ("--new-uuids", made.new_uuids),
+        ]
+    } else {
+        [
+            ("--syslinux", syslinux),
+            ("--kernelopt", made.kernelopt.is_some()),
+            ("", false),
+            ("", false),
+        ]
+    };
+    match given.iter().find(|(_, set)| *set) {
+        Some((flag, _)) => Err(Error::Installer(InstallerProblem::Flag { flag, installer })),
+        None => Ok(()),
+    }
 }

@@ -347,7 +347,9 @@ fn plan(
     let named = named_layout(layout)?;
     let target = target.unwrap_or_default();
     let bytes = target_bytes(size.as_deref(), &target)?;
-    if let Some(iso) = esxi::installer::open(source)? {
+    let iso = esxi::installer::open(source)?;
+    installer::check_flags(iso.is_some(), layout, made, false)?;
+    if let Some(iso) = iso {
         return installer::plan(&iso, bytes, made.kernelopt.as_deref(), json);
     }
     let (source, inv) = image.read(source, &Arc::new(Bars::new(!json && tty())))?;
@@ -413,7 +415,10 @@ fn write(
     }
     let bytes = target_bytes(size.as_deref(), target)?;
     interrupt::install();
-    if let Some(iso) = esxi::installer::open(source)? {
+    let iso = esxi::installer::open(source)?;
+    let syslinux = options.syslinux.is_some();
+    installer::check_flags(iso.is_some(), layout, &options.made, syslinux)?;
+    if let Some(iso) = iso {
         return installer::write(&iso, target, bytes, options);
     }
     let bars = Arc::new(Bars::new(options.bars));
