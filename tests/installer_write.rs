@@ -412,3 +412,38 @@ fn an_injected_write_or_sync_failure_leaves_no_table_and_a_rerun_succeeds() {
     let out = verify(&stick, Some(&installer_fixture("esxi7")), &[]);
     assert!(out.status.success(), "{}", stdout(&out));
 }
+
+#[test]
+fn a_syslinux_of_a_version_that_loads_mboot_is_run_on_the_partition() {
+    // A stand-in `syslinux` 4.07: it says its version, fails if the
+    // partition table is there already (it must run before the table,
+    // written last), records how it is run, and installs as SYSLINUX
+    // does a file LDLINUX.SYS (mcopy).
+    let dir = scratch("installer-write-syslinux-fake");
+    let fake = dir.join("syslinux");
+    let log = dir.join("args");
+    fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\n\
+             [ \"$1\" = --version ] && {{ echo \"$0 4.07  Copyright 1994-2013 H. Peter Anvin et al\" >&2; exit 0; }}\n\
+             sfdisk -d \"$4\" >/dev/null 2>&1 && {{ echo the table is there already >&2; exit 1; }}\n\
+             echo \"$@\" > {log}\n\
+             echo ldlinux > {dir}/LDLINUX.SYS\n\
+             MTOOLS_SKIP_CHECK=1 mcopy -i \"$4@@$3\" {dir}/LDLINUX.SYS ::/LDLINUX.SYS\n",
+            log = log.display(),
+            dir = dir.display()
+        ),
+    )
+    .unwrap();
+    oracle("chmod", &["+x", fake.to_str().unwrap()]);
+    let (_, stick, err) = written("syslinux", "esxi7", &["--syslinux", fake.to_str().unwrap()]);
+    assert!(!err.contains(UEFI_ONLY), "{err}");
+    let args = fs::read_to_string(&log).expect("the stand-in syslinux ran");
+    assert_eq!(
+        args.trim(),
+        format!("--install --offset 1048576 {}", stick.display())
+    );
+    assert_eq!(fat_text(&stick, "LDLINUX.SYS"), "ldlinux\n");
+    assert_eq!(fsck_fat(&stick, PART), None);
+}
