@@ -17,7 +17,7 @@ const PART: (u64, u64) = (2048, 256 * 2048 - 2048);
 /// SYSLINUX's MBR boot code (syslinux-common), the oracle for sector 0.
 const MBR_BIN: &str = "/usr/lib/syslinux/mbr/mbr.bin";
 /// The line write prints before writing a stick without --syslinux.
-const UEFI_ONLY: &str = "note: UEFI-only stick: BIOS boot needs SYSLINUX 3.86-4.07";
+const UEFI_ONLY: &str = "note: UEFI-only stick: BIOS needs SYSLINUX 3.86-4.07, --syslinux PATH";
 
 /// `esxstick write ISO STICK --size 256M --yes` (plus `extra`) of
 /// installer fixture `variant` into a fresh scratch dir `tag`: the dir,

@@ -24,8 +24,8 @@ use super::render::{self, emit, to_json};
 use super::{open_target, report_write, Made, WriteOptions};
 
 /// The line `write` prints before writing a stick without `--syslinux`.
-pub const UEFI_ONLY: &str = "note: UEFI-only stick: BIOS boot needs SYSLINUX 3.86-4.07 \
-                             (--syslinux PATH)";
+/// (79 columns with esxstick's prefix.)
+pub const UEFI_ONLY: &str = "note: UEFI-only stick: BIOS needs SYSLINUX 3.86-4.07, --syslinux PATH";
 
 /// `inspect --json` of an installer ISO.
 #[derive(Serialize)]
