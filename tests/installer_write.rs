@@ -447,3 +447,24 @@ fn a_syslinux_of_a_version_that_loads_mboot_is_run_on_the_partition() {
     assert_eq!(fat_text(&stick, "LDLINUX.SYS"), "ldlinux\n");
     assert_eq!(fsck_fat(&stick, PART), None);
 }
+
+#[test]
+fn esxi8_and_customized_isos_make_sticks_too() {
+    for variant in ["esxi8", "customized"] {
+        let iso = installer_fixture(variant);
+        let (dir, stick, _) = written(variant, variant, &[]);
+        let mut want = iso_files(&iso, &dir.join("iso"));
+        let fat = fat_files(&stick, PART.0);
+        want.insert("SYSLINUX.CFG".into(), fat["SYSLINUX.CFG"].clone());
+        assert_eq!(fat, want, "{variant}: the stick's files and the ISO's");
+        assert_eq!(fsck_fat(&stick, PART), None, "{variant}");
+        assert_eq!(fat_long_names(&stick, PART.0), Vec::<String>::new());
+        if variant == "esxi8" {
+            let boot = Ovmf::boot_usb(&stick);
+            assert!(boot.shows(BOOTCFG_FOUND), "{}", boot.serial);
+            let cfg = fs::read_to_string(dir.join("iso/EFI/BOOT/BOOT.CFG")).unwrap();
+            let lines: Vec<String> = cfg.lines().map(str::to_string).collect();
+            assert_eq!(boot.boot_cfg(), Some(lines), "{}", boot.serial);
+        }
+    }
+}
