@@ -53,6 +53,15 @@ pub enum InstallerProblem {
         /// The operating system's reason.
         source: io::Error,
     },
+    /// A file on the ISO has a name that is no upper-case 8.3 name.
+    #[error(
+        "{path}: not an upper-case 8.3 name; mboot's FAT reader matches short names only, so \
+         the stick would not find it"
+    )]
+    NotShortName {
+        /// The file's path on the ISO.
+        path: String,
+    },
     /// A flag was given that does not apply to this kind of source.
     #[error("{flag} {}", if *installer {
         "does not apply to an ESXi 5+ installer ISO (its stick has no bootbank or layout to choose)"

@@ -15,7 +15,7 @@
 use serde::Serialize;
 
 use crate::digest::sha256;
-use crate::error::{Error, Result};
+use crate::error::{Error, InstallerProblem, Result};
 use crate::esxi::installer::{self, Installer};
 use crate::image::source::SECTOR;
 use crate::ondisk::table::{PartitionType, Scheme, TableSpec};
@@ -142,6 +142,15 @@ pub fn plan(
     }
     let files = stick_files(inv, kernelopt);
     let dirs = stick_dirs(inv);
+    let paths = files.iter().map(|f| f.path.as_str());
+    if let Some(path) = paths
+        .chain(dirs.iter().map(String::as_str))
+        .find(|p| !is_short_path(p))
+    {
+        return Err(Error::Installer(InstallerProblem::NotShortName {
+            path: path.to_string(),
+        }));
+    }
     let min_target = (START + min_partition(&files, &dirs)?) * SECTOR;
     let partition_sectors = target_sectors.saturating_sub(START).min(MAX_SECTORS);
     let fat =
@@ -314,6 +323,22 @@ pub fn geometry(sectors: u64, spc: u64) -> Option<Fat32> {
         })
 }
 
+/// Whether every component of `path` is an upper-case 8.3 name: a base
+/// of 1 to 8 and an optional extension of 1 to 3 characters that FAT
+/// allows in short names. fatfs gives such a name a short entry that is
+/// the name itself.
+fn is_short_path(path: &str) -> bool {
+    let allowed =
+        |c: char| c.is_ascii_uppercase() || c.is_ascii_digit() || "_!#$%&'()-@^`{}~".contains(c);
+    path.split('/').all(|name| {
+        let (base, ext) = name.split_once('.').unwrap_or((name, ""));
+        (1..=8).contains(&base.len())
+            && ext.len() <= 3
+            && !(name.ends_with('.'))
+            && base.chars().chain(ext.chars()).all(allowed)
+    })
+}
+
 /// The volume label.
 pub fn label() -> [u8; 11] {
     let mut l = [b' '; 11];
@@ -386,6 +411,30 @@ pub fn partition_type() -> PartitionType {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_names() {
+        for ok in [
+            "BOOT.CFG",
+            "EFI/BOOT/BOOTX64.EFI",
+            "B.B00",
+            "UC_INTEL.B00",
+            "README",
+        ] {
+            assert!(is_short_path(ok), "{ok}");
+        }
+        for bad in [
+            "boot.cfg",
+            "VMWARE-ESXI.CFG",
+            "TOOLONGNAME.X",
+            "A.TOOL",
+            "A.B.C",
+            "X.",
+            "",
+        ] {
+            assert!(!is_short_path(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn fat32_needs_65525_clusters() {
