@@ -291,17 +291,24 @@ fn a_written_stick_boots_uefi_holds_every_iso_file_and_verifies() {
 #[test]
 fn a_flipped_module_byte_on_the_stick_fails_both_verify_modes() {
     let iso = installer_fixture("esxi7");
-    let (dir, stick, _) = written("flip", "esxi7", &["--no-verify"]);
-    let at = mtools_image(&stick, PART.0);
-    let mut k = oracle("mcopy", &["-n", "-i", &at, "::/K.B00", "-"]).stdout;
-    let mid = k.len() / 2;
-    k[mid] ^= 0x01;
-    let flipped = dir.join("K.B00");
-    fs::write(&flipped, &k).unwrap();
-    oracle(
-        "mcopy",
-        &["-o", "-i", &at, flipped.to_str().unwrap(), "::/K.B00"],
-    );
+    let (_, stick, _) = written("flip", "esxi7", &["--no-verify"]);
+    // One byte of K.B00's first cluster flipped in place (bit rot): its
+    // FAT and directory untouched. mcopy sees the change.
+    let before = fat_files(&stick, PART.0);
+    let at = fat_file_offset(&stick, PART.0, "K.B00") + 1000;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&stick)
+        .unwrap();
+    let mut byte = [0u8; 1];
+    std::os::unix::fs::FileExt::read_exact_at(&file, &mut byte, at).unwrap();
+    byte[0] ^= 0x01;
+    std::os::unix::fs::FileExt::write_all_at(&file, &byte, at).unwrap();
+    drop(file);
+    let after = fat_files(&stick, PART.0);
+    assert_ne!(after["K.B00"], before["K.B00"]);
+    assert_eq!(after.len(), before.len());
     for against in [None, Some(iso.as_path())] {
         let out = verify(&stick, against, &[]);
         assert_eq!(
