@@ -70,8 +70,10 @@ pub enum Command {
     /// printed).
     Inspect {
         /// ESXi disk image (VMware-VMvisor-big-*.dd), compressed or not
-        /// (gzip, bzip2, xz, zstd), an installer ISO that carries one, or a
-        /// block device (an existing stick).
+        /// (gzip, bzip2, xz, zstd), an installer ISO that carries one, an
+        /// ESXi 5-8 installer ISO (shown as an installer: build, kernel,
+        /// modules, boot options, UEFI/BIOS), or a block device (an
+        /// existing stick).
         source: PathBuf,
         /// Print the inventory as JSON (schema "esxstick.inventory/1",
         /// documented in README.md).
