@@ -5,6 +5,80 @@ use std::path::PathBuf;
 
 use crate::ondisk::bpb::BootSector;
 
+/// Why an ESXi 5+ installer ISO cannot be made into a stick as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallerProblem {
+    /// BOOT.CFG (or ISOLINUX.CFG) cannot be parsed.
+    #[error("{file}: {reason}")]
+    BadConfig {
+        /// The file on the ISO.
+        file: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// BOOT.CFG names files the ISO does not hold.
+    #[error(
+        "BOOT.CFG names {} not on the ISO: {}; a stick made from it could not boot",
+        if names.len() == 1 { "a module" } else { "modules" },
+        names.join(", ")
+    )]
+    MissingModules {
+        /// The names as BOOT.CFG gives them.
+        names: Vec<String>,
+    },
+    /// A module's gzip stream is damaged.
+    #[error("module {name}: {problem}; a stick made from it could not boot")]
+    DamagedModule {
+        /// The module's path on the ISO.
+        name: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The `--syslinux` given cannot be used.
+    #[error("--syslinux {}: {reason}", path.display())]
+    Syslinux {
+        /// The path given.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// SYSLINUX's MBR boot code is not on this system.
+    #[error(
+        "{}: {source}; install Debian's syslinux-common (the MBR boot code BIOS needs)",
+        path.display()
+    )]
+    NoMbrCode {
+        /// Where it was looked for.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: io::Error,
+    },
+    /// A file on the ISO has a name that is no upper-case 8.3 name.
+    #[error(
+        "{path}: not an upper-case 8.3 name; mboot's FAT reader matches short names only, so \
+         the stick would not find it"
+    )]
+    NotShortName {
+        /// The file's path on the ISO.
+        path: String,
+    },
+    /// A flag was given that does not apply to this kind of source.
+    #[error("{flag} {}", if *installer {
+        "does not apply to an ESXi 5+ installer ISO (its stick has no bootbank or layout to choose)"
+    } else {
+        "applies to ESXi 5+ installer ISOs only"
+    })]
+    Flag {
+        /// The flag, e.g. `--state`.
+        flag: &'static str,
+        /// Whether the source is an installer ISO.
+        installer: bool,
+    },
+    /// `--kernelopt` holds a line break.
+    #[error("--kernelopt must be one line")]
+    KernelOptLines,
+}
+
 /// Everything that can go wrong in the esxstick pipeline.
 ///
 /// Each message is one line that names the thing at fault (file, partition,
@@ -45,6 +119,11 @@ pub enum Error {
         /// What is wrong with the ISO.
         problem: IsoProblem,
     },
+
+    /// An ESXi 5+ installer ISO cannot be made into a stick, or the
+    /// stick cannot be made as asked.
+    #[error("installer ISO: {0}")]
+    Installer(InstallerProblem),
 
     /// The source is not a partitioned disk image at all.
     #[error("not a disk image: {0}")]
@@ -483,8 +562,8 @@ pub enum IsoProblem {
     /// Neither the root nor a tar archive there holds a dd image.
     #[error(
         "the ISO holds no ESXi dd image (looked for imagedd.bz2 and *.dd[.bz2] at its root and \
-         inside {}); ESXi 5 and later installers carry none: install those with the installer \
-         itself, or give esxstick an installed ESXi disk or stick",
+         inside {}) and is no ESXi 5+ installer either (BOOT.CFG, ISOLINUX.CFG and MBOOT.C32 \
+         at its root)",
         if *has_archives { "its tar archives" } else { "tar archives there, of which it has none" }
     )]
     NoImage {
@@ -924,6 +1003,7 @@ impl Error {
             Error::Read { .. } => "read",
             Error::Stream { .. } => "stream",
             Error::Iso { .. } => "iso",
+            Error::Installer(_) => "installer",
             Error::NotADiskImage(_) => "not-a-disk-image",
             Error::Table(_) => "table",
             Error::NotEsxi { .. } => "not-esxi",

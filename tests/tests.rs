@@ -18,6 +18,7 @@ mod faults;
 mod hostile;
 mod inspect;
 mod installer;
+mod installer_write;
 mod manual;
 mod modules;
 mod multi;

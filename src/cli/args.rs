@@ -84,8 +84,10 @@ pub enum Command {
     /// printed).
     Inspect {
         /// ESXi disk image (VMware-VMvisor-big-*.dd), compressed or not
-        /// (gzip, bzip2, xz, zstd), an installer ISO that carries one, or a
-        /// block device (an existing stick).
+        /// (gzip, bzip2, xz, zstd), an installer ISO that carries one, an
+        /// ESXi 5-8 installer ISO (shown as an installer: build, kernel,
+        /// modules, boot options, UEFI/BIOS), or a block device (an
+        /// existing stick).
         source: PathBuf,
         /// Output (--json: schema "esxstick.inventory/1").
         #[command(flatten)]
@@ -153,6 +155,8 @@ pub enum Command {
         config: ConfigArgs,
         #[command(flatten)]
         image: ImageArgs,
+        #[command(flatten)]
+        kernelopt: KernelOptArgs,
         /// Output (--json: schema "esxstick.plan/1").
         #[command(flatten)]
         output: Output,
@@ -208,6 +212,8 @@ pub enum Command {
         config: ConfigArgs,
         #[command(flatten)]
         image: ImageArgs,
+        #[command(flatten)]
+        installer: InstallerArgs,
         /// Do not ask for confirmation.
         #[arg(long, short)]
         yes: bool,
@@ -366,6 +372,8 @@ pub struct VerifyArgs {
     pub image: ImageArgs,
     #[command(flatten)]
     pub config: ConfigArgs,
+    #[command(flatten)]
+    pub kernelopt: KernelOptArgs,
     /// Output (--json: schema "esxstick.verify/1").
     #[command(flatten)]
     pub output: Output,
@@ -448,4 +456,29 @@ pub struct WipeArgs {
     /// Output (--json: one final report, schema "esxstick.wipe/1").
     #[command(flatten)]
     pub output: Output,
+}
+
+/// Boot options for an ESXi 5+ installer ISO's stick (`plan`, `write`,
+/// `verify --against`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct KernelOptArgs {
+    /// Installer ISO only: boot options added to kernelopt= in both
+    /// BOOT.CFGs (/BOOT.CFG and /EFI/BOOT/BOOT.CFG), after the ones
+    /// they have, e.g. --kernelopt "ks=usb:/KS.CFG" or
+    /// "allowLegacyCPU=true". Pass the same to verify --against.
+    #[arg(long, value_name = "OPTIONS", allow_hyphen_values = true)]
+    pub kernelopt: Option<String>,
+}
+
+/// How `write` makes a stick from an ESXi 5+ installer ISO.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct InstallerArgs {
+    /// Installer ISO only: install this SYSLINUX for BIOS boot — a
+    /// `syslinux` installer of version 3.86 to 4.07 (VMware's mboot.c32
+    /// loads in no later one; Debian's 6.04 is refused). Without it the
+    /// stick boots UEFI only, and write says so before writing.
+    #[arg(long, value_name = "PATH")]
+    pub syslinux: Option<PathBuf>,
+    #[command(flatten)]
+    pub kernelopt: KernelOptArgs,
 }

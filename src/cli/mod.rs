@@ -6,6 +6,7 @@
 mod args;
 mod confirm;
 mod fleet;
+mod installer;
 mod interrupt;
 mod manual;
 mod progress;
@@ -29,6 +30,7 @@ use esxstick::stick::burn;
 use esxstick::stick::contents::Contents;
 use esxstick::stick::device::{self, Target};
 use esxstick::stick::devices::{self, DeviceList, FitCheck, Probe};
+use esxstick::stick::installer_verify;
 use esxstick::stick::update;
 use esxstick::stick::verify::{self, VerifyReport};
 use esxstick::stick::wipe;
@@ -119,6 +121,7 @@ impl ConfigArgs {
     fn made(&self, new_uuids: bool) -> Made {
         Made {
             new_uuids,
+            kernelopt: None,
             given: Given {
                 state: self.state.clone(),
                 oem: self.oem.clone(),
@@ -178,6 +181,7 @@ fn run(command: Command) -> Result<(), Error> {
             new_uuids,
             config,
             image,
+            kernelopt,
             output,
         } => plan(
             &source,
@@ -186,7 +190,7 @@ fn run(command: Command) -> Result<(), Error> {
             layout.as_deref(),
             &image,
             &output,
-            &config.made(new_uuids),
+            &config.made(new_uuids).with_kernelopt(&kernelopt),
         ),
         Command::Write {
             source,
@@ -196,6 +200,7 @@ fn run(command: Command) -> Result<(), Error> {
             size,
             config,
             image,
+            installer,
             yes,
             allow_fixed,
             no_verify,
@@ -205,7 +210,8 @@ fn run(command: Command) -> Result<(), Error> {
             let options = WriteOptions {
                 yes,
                 allow_fixed,
-                made: config.made(new_uuids),
+                made: config.made(new_uuids).with_kernelopt(&installer.kernelopt),
+                syslinux: installer.syslinux,
                 verify: !no_verify,
                 check_modules: !no_module_check,
                 output,
@@ -240,7 +246,10 @@ fn run_verify(args: VerifyArgs) -> Result<(), Error> {
     let plan = StickPlan {
         layout: args.layout.as_deref(),
         size: args.size,
-        made: args.config.made(args.new_uuids),
+        made: args
+            .config
+            .made(args.new_uuids)
+            .with_kernelopt(&args.kernelopt),
     };
     verify(
         &args.target,
@@ -271,6 +280,9 @@ fn inspect(
     image: &ImageArgs,
 ) -> Result<(), Error> {
     let json = output.json;
+    if let Some(iso) = esxi::installer::open(path)? {
+        return installer::inspect(iso, json, check_modules);
+    }
     let bars = output.bars();
     let (source, mut inv, refusal) = match image.read(path, &bars) {
         Ok((source, inv)) => (source, inv, None),
@@ -320,6 +332,9 @@ fn extract(
     overwrite: bool,
     output: &Output,
 ) -> Result<(), Error> {
+    if let Some(iso) = esxi::installer::open(source)? {
+        return installer::extract(&iso, dir, overwrite, output.json);
+    }
     let (source, inv) = image.read(source, &output.bars())?;
     let report = extract::extract(&source, &inv, dir, overwrite)?;
     finish(&source, output.quiet)?;
@@ -378,6 +393,11 @@ fn plan(
     let named = named_layout(layout)?;
     let target = target.unwrap_or_default();
     let bytes = target_bytes(size.as_deref(), &target)?;
+    let iso = esxi::installer::open(source)?;
+    installer::check_flags(iso.is_some(), layout, made, false)?;
+    if let Some(iso) = iso {
+        return installer::plan(&iso, bytes, made.kernelopt.as_deref(), output.json);
+    }
     let (source, inv) = image.read(source, &output.bars())?;
     let layout = layout_for(named, &inv)?;
     let plan = plan::plan(&payload(&source, &inv, made)?, &layout, bytes / SECTOR)?;
@@ -395,6 +415,8 @@ struct WriteOptions {
     yes: bool,
     allow_fixed: bool,
     made: Made,
+    /// --syslinux (installer ISOs).
+    syslinux: Option<PathBuf>,
     verify: bool,
     check_modules: bool,
     output: Output,
@@ -407,6 +429,18 @@ struct Made {
     new_uuids: bool,
     /// --state, --oem, --allow-build-mismatch.
     given: Given,
+    /// --kernelopt (installer ISOs).
+    kernelopt: Option<String>,
+}
+
+impl Made {
+    /// These flags with `--kernelopt`.
+    fn with_kernelopt(self, kernelopt: &args::KernelOptArgs) -> Made {
+        Made {
+            kernelopt: kernelopt.kernelopt.clone(),
+            ..self
+        }
+    }
 }
 
 fn write(
@@ -426,23 +460,17 @@ fn write(
     }
     let bytes = target_bytes(size.as_deref(), target)?;
     interrupt::install();
+    let iso = esxi::installer::open(source)?;
+    let syslinux = options.syslinux.is_some();
+    installer::check_flags(iso.is_some(), layout, &options.made, syslinux)?;
+    if let Some(iso) = iso {
+        return installer::write(&iso, target, bytes, options);
+    }
     let bars = options.output.bars();
-    let json = options.output.json;
     let (source, inv, plan) = read_and_plan(source, target, named, bytes, image, options, &bars)?;
-    // From here a signal stops the write between two writes.
-    interrupt::defer();
-    let mut target = Target::open(target, &plan, &source, options.allow_fixed)?;
-    let ask = target.needs_confirmation() && !options.yes;
-    if ask {
-        confirm::can_ask(&target)?;
-    }
-    if !json {
-        emit(&render::fit(&render::plan(&plan, bytes)));
-    }
-    warn_swapped(&target, options.yes);
-    if ask {
-        interrupt::at_once_during(|| confirm::confirm(&target))?;
-    }
+    let text = render::fit(&render::plan(&plan, bytes));
+    let sizes = (plan.target_sectors * SECTOR, plan.write_bytes);
+    let mut target = open_target(target, sizes, &source, options, &text)?;
     let outcome = burn::burn(
         &source,
         &inv,
@@ -453,7 +481,13 @@ fn write(
         options.check_modules,
     )
     .inspect_err(|_| bars.clear())?;
-    if json {
+    report_write(outcome, options)
+}
+
+/// Prints what a write did (JSON with --json) and turns its verification
+/// into the exit status.
+fn report_write(outcome: burn::Outcome, options: &WriteOptions) -> Result<(), Error> {
+    if options.output.json {
         emit(&to_json(&outcome));
     } else {
         if let Some(stream) = outcome
@@ -492,6 +526,33 @@ fn read_and_plan(
     let payload = payload(&source, &inv, &options.made)?;
     let plan = plan::plan(&payload, &layout, bytes / SECTOR)?;
     Ok((source, inv, plan))
+}
+
+/// Opens TARGET for a plan of `plan_bytes` that writes `write_bytes`
+/// (from then on a signal stops the write between two writes), prints
+/// the plan's `text` unless --json, warns when SOURCE and TARGET may be
+/// swapped, and asks for confirmation where needed.
+fn open_target(
+    path: &Path,
+    (plan_bytes, write_bytes): (u64, u64),
+    source: &Source,
+    options: &WriteOptions,
+    text: &str,
+) -> Result<Target, Error> {
+    interrupt::defer();
+    let target = Target::open_sized(path, plan_bytes, write_bytes, source, options.allow_fixed)?;
+    let ask = target.needs_confirmation() && !options.yes;
+    if ask {
+        confirm::can_ask(&target)?;
+    }
+    if !options.output.json {
+        emit(text);
+    }
+    warn_swapped(&target, options.yes);
+    if ask {
+        interrupt::at_once_during(|| confirm::confirm(&target))?;
+    }
+    Ok(target)
 }
 
 /// With `yes` (no question asked), a warning when `target` looks like an
@@ -564,7 +625,13 @@ fn verify(
         .map_err(Error::BadSize)?;
     let stick = Source::open_uncached(target)?;
     let report = match against {
+        None if installer_verify::is_installer_stick(&stick) => {
+            installer_verify::self_check(&stick)?
+        }
         None => verify::self_check(&stick)?,
+        Some(against) if let Some(iso) = esxi::installer::open(against)? => {
+            installer::verify_against(&stick, &iso, size, written.made.kernelopt.as_deref())?
+        }
         Some(against) => {
             let (source, inv) = image.read(against, &output.bars())?;
             let payload = payload(&source, &inv, &written.made)?;

@@ -2,11 +2,13 @@
 //! 80-column terminal where they can be) and JSON for programs.
 
 use esxstick::esxi::config::backup::BackupReport;
+use esxstick::esxi::installer::Installer;
 use esxstick::esxi::inventory::Inventory;
 use esxstick::image::source::SECTOR;
 use esxstick::ondisk::table::Scheme;
 use esxstick::plan::choose::SmallestTarget;
-use esxstick::plan::{BankPlan, Plan};
+use esxstick::plan::installer::{FileFrom, InstallerPlan};
+use esxstick::plan::{BankPlan, Plan, PlannedPartition};
 use esxstick::size::{self, group, human};
 use esxstick::stick::devices::{Device, Fit};
 use esxstick::stick::update::{UpdatePlan, UpdateReport};
@@ -414,6 +416,24 @@ fn plan_row(out: &mut String, cells: [&str; 9]) {
     row(out, &PLAN_COLS, &cells);
 }
 
+/// The line of `plan`'s partition table for entry `p`.
+fn planned_row(out: &mut String, p: &PlannedPartition) {
+    plan_row(
+        out,
+        [
+            &p.entry.to_string(),
+            p.role,
+            &short_code(&p.kind),
+            &p.start.to_string(),
+            &p.end.to_string(),
+            &p.sectors.to_string(),
+            &human(p.sectors * SECTOR),
+            if p.active { "*" } else { "" },
+            &p.ebr.map(|e| e.to_string()).unwrap_or_default(),
+        ],
+    );
+}
+
 fn scheme_name(scheme: Scheme) -> &'static str {
     match scheme {
         Scheme::Mbr => "MBR",
@@ -452,20 +472,7 @@ fn plan_table(out: &mut String, plan: &Plan, bytes: u64) {
         ],
     );
     for p in &plan.partitions {
-        plan_row(
-            out,
-            [
-                &p.entry.to_string(),
-                p.role,
-                &short_code(&p.kind),
-                &p.start.to_string(),
-                &p.end.to_string(),
-                &p.sectors.to_string(),
-                &human(p.sectors * SECTOR),
-                if p.active { "*" } else { "" },
-                &p.ebr.map(|e| e.to_string()).unwrap_or_default(),
-            ],
-        );
+        planned_row(out, p);
     }
     if plan.scheme == Scheme::Mbr {
         out.push('\n');
@@ -799,6 +806,58 @@ pub fn wipe(report: &WipeReport) -> String {
     out
 }
 
+/// `inspect` of an ESXi 5+ installer ISO: what it is, how it boots, its
+/// modules, and the smallest stick it fits.
+pub fn installer(inv: &Installer, smallest: Option<u64>) -> String {
+    let mut out = String::new();
+    line!(out, "source: {} (ESXi installer ISO)", inv.path);
+    line!(
+        out,
+        "ESXi {} build {}{}",
+        inv.version.as_deref().unwrap_or("?"),
+        inv.build.as_deref().unwrap_or("(no build=)"),
+        inv.title
+            .as_deref()
+            .map(|t| format!(", \"{t}\""))
+            .unwrap_or_default()
+    );
+    let boots = match (inv.uefi, inv.bios) {
+        (true, true) => "UEFI (EFI/BOOT/BOOTX64.EFI) and BIOS (ISOLINUX.CFG, MBOOT.C32)",
+        (true, false) => "UEFI only (EFI/BOOT/BOOTX64.EFI)",
+        (false, true) => "BIOS only (ISOLINUX.CFG, MBOOT.C32)",
+        (false, false) => "neither UEFI nor BIOS",
+    };
+    line!(out, "boots: {boots}");
+    line!(
+        out,
+        "EFI/BOOT/BOOT.CFG: {}",
+        if inv.efi_boot_cfg {
+            "on the ISO"
+        } else {
+            "missing (the stick gets a copy of /BOOT.CFG)"
+        }
+    );
+    line!(out, "kernel: {}", inv.kernel);
+    line!(out, "boot options (kernelopt): {}", inv.kernelopt);
+    line!(out, "{} files, {} bytes", inv.files, group(inv.bytes));
+    line!(out);
+    line!(out, "{:<14} {:>14}  state", "module", "bytes");
+    for m in &inv.modules {
+        let bytes = m.bytes.map(group).unwrap_or_else(|| "-".into());
+        line!(out, "{:<14} {:>14}  {}", m.name, bytes, m.state);
+    }
+    if let Some(bytes) = smallest {
+        line!(out);
+        line!(
+            out,
+            "smallest stick (layout installer-fat32): {} bytes ({})",
+            group(bytes),
+            human(bytes)
+        );
+    }
+    out
+}
+
 /// The summary of `write` with several targets: a line per target, ok
 /// (bytes written, checks passed) or FAIL with the reason, then a count.
 pub fn targets(rows: &[super::fleet::Row]) -> String {
@@ -827,5 +886,59 @@ pub fn targets(rows: &[super::fleet::Row]) -> String {
         }
     }
     line!(out, "{ok} of {} targets written and verified", rows.len());
+    out
+}
+
+/// `plan` of an installer ISO's stick.
+pub fn installer_plan(plan: &InstallerPlan, bytes: u64) -> String {
+    let mut out = String::new();
+    line!(
+        out,
+        "target: {} bytes ({}), layout {}, MBR",
+        group(bytes),
+        human(bytes),
+        plan.layout
+    );
+    line!(out);
+    plan_row(
+        &mut out,
+        [
+            "#", "role", "type", "start", "end", "sectors", "size", "act", "",
+        ],
+    );
+    for p in &plan.partitions {
+        planned_row(&mut out, p);
+    }
+    let fat = &plan.fat;
+    line!(out);
+    line!(
+        out,
+        "FAT32: {} clusters of {} bytes ({} used), 2 FATs of {} sectors, {} reserved, hidden sectors {}",
+        group(fat.clusters),
+        fat.cluster_bytes,
+        group(fat.clusters_used),
+        fat.sectors_per_fat,
+        fat.reserved_sectors,
+        fat.hidden_sectors
+    );
+    line!(out, "MBR boot code: SYSLINUX mbr.bin");
+    line!(out);
+    line!(out, "{:>14}  file", "bytes");
+    for f in &plan.files {
+        let how = match &f.from {
+            FileFrom::Iso { .. } => String::new(),
+            FileFrom::Made { why, .. } => format!("  (made: {why})"),
+        };
+        line!(out, "{:>14}  {}{how}", group(f.bytes), f.path);
+    }
+    line!(out);
+    line!(
+        out,
+        "{} files, {} bytes; write writes {} bytes; smallest target {} bytes",
+        plan.files.len(),
+        group(plan.data_bytes),
+        group(plan.write_bytes),
+        group(plan.min_target_bytes)
+    );
     out
 }

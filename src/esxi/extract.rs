@@ -58,6 +58,24 @@ pub struct ExtractReport {
 /// A non-empty `dir` is refused unless `force`.
 pub fn extract(source: &Source, inv: &Inventory, dir: &Path, force: bool) -> Result<ExtractReport> {
     inv.check_complete()?;
+    let files = into_dir(dir, force, |staging| stage(source, inv, staging))?;
+    Ok(ExtractReport {
+        schema: SCHEMA,
+        dir: dir.to_path_buf(),
+        bank: inv.active_bank.partition,
+        files,
+    })
+}
+
+/// Fills `dir` through `stage`, which writes the files into a staging
+/// directory and lists them; they are moved into place, SHA256SUMS
+/// (written here) last. A non-empty `dir` is refused unless `force`; on
+/// failure nothing is left behind.
+pub(crate) fn into_dir(
+    dir: &Path,
+    force: bool,
+    stage: impl FnOnce(&Path) -> Result<Vec<ExtractedFile>>,
+) -> Result<Vec<ExtractedFile>> {
     let created = !dir.exists();
     if created {
         fs::create_dir_all(dir).map_err(write_err(dir))?;
@@ -70,35 +88,41 @@ pub fn extract(source: &Source, inv: &Inventory, dir: &Path, force: bool) -> Res
         }
     }
     let staging = dir.join(STAGING);
-    let result = stage(source, inv, &staging).and_then(|files| {
-        publish(&staging, dir, &files)?;
-        Ok(files)
-    });
+    let result = fresh_dir(&staging)
+        .and_then(|()| stage(&staging))
+        .and_then(|files| {
+            write_sums(&staging, &files)?;
+            publish(&staging, dir, &files)?;
+            Ok(files)
+        });
     // Best-effort clean-up: the error that matters is the one returned.
     let _ = fs::remove_dir_all(&staging);
-    match result {
-        Ok(files) => Ok(ExtractReport {
-            schema: SCHEMA,
-            dir: dir.to_path_buf(),
-            bank: inv.active_bank.partition,
-            files,
-        }),
-        Err(e) => {
-            if created {
-                let _ = fs::remove_dir_all(dir);
-            }
-            Err(e)
-        }
+    if result.is_err() && created {
+        let _ = fs::remove_dir_all(dir);
     }
+    result
 }
 
-/// Writes every output file into `staging`, SHA256SUMS included.
-fn stage(source: &Source, inv: &Inventory, staging: &Path) -> Result<Vec<ExtractedFile>> {
-    if staging.exists() {
-        fs::remove_dir_all(staging).map_err(write_err(staging))?;
+/// An empty directory at `path`, whatever was there.
+fn fresh_dir(path: &Path) -> Result<()> {
+    if path.exists() {
+        fs::remove_dir_all(path).map_err(write_err(path))?;
     }
-    fs::create_dir(staging).map_err(write_err(staging))?;
+    fs::create_dir(path).map_err(write_err(path))
+}
 
+/// Writes SHA256SUMS for `files` into `staging`.
+fn write_sums(staging: &Path, files: &[ExtractedFile]) -> Result<()> {
+    let sums: String = files
+        .iter()
+        .map(|f| format!("{}  {}\n", f.sha256, f.path))
+        .collect();
+    let sums_path = staging.join(SUMS);
+    fs::write(&sums_path, sums).map_err(write_err(&sums_path))
+}
+
+/// Writes every output file but SHA256SUMS into `staging`.
+fn stage(source: &Source, inv: &Inventory, staging: &Path) -> Result<Vec<ExtractedFile>> {
     let mut files = Vec::new();
     let boot_path = staging.join(BOOT_IMG);
     let mut out = create(&boot_path)?;
@@ -123,13 +147,6 @@ fn stage(source: &Source, inv: &Inventory, staging: &Path) -> Result<Vec<Extract
         volume.copy_file(&file, &mut out)?;
         files.push(finish(out, &path, &file.path)?);
     }
-
-    let sums: String = files
-        .iter()
-        .map(|f| format!("{}  {}\n", f.sha256, f.path))
-        .collect();
-    let sums_path = staging.join(SUMS);
-    fs::write(&sums_path, sums).map_err(write_err(&sums_path))?;
     Ok(files)
 }
 
@@ -144,6 +161,7 @@ fn publish(staging: &Path, dir: &Path, files: &[ExtractedFile]) -> Result<()> {
         .iter()
         .map(|f| f.path.split('/').next().unwrap_or(&f.path))
         .collect();
+    tops.sort_unstable();
     tops.dedup();
     tops.push(SUMS);
     for top in tops {
@@ -184,7 +202,7 @@ fn safe_relative_path(path: &str, bank: u32) -> Result<PathBuf> {
 }
 
 /// Maps an I/O error on `path` to [`Error::Write`].
-fn write_err(path: &Path) -> impl FnOnce(io::Error) -> Error {
+pub(crate) fn write_err(path: &Path) -> impl FnOnce(io::Error) -> Error {
     let path = path.to_path_buf();
     move |source| Error::Write { path, source }
 }
@@ -211,13 +229,13 @@ fn copy_sectors(
 }
 
 /// Creates the output file at `path`, to be hashed as it is written.
-fn create(path: &Path) -> Result<Sha256Writer<File>> {
+pub(crate) fn create(path: &Path) -> Result<Sha256Writer<File>> {
     let file = File::create(path).map_err(write_err(path))?;
     Ok(Sha256Writer::new(file))
 }
 
 /// Flushes the file at `path` to disk and names it `name` in the report.
-fn finish(out: Sha256Writer<File>, path: &Path, name: &str) -> Result<ExtractedFile> {
+pub(crate) fn finish(out: Sha256Writer<File>, path: &Path, name: &str) -> Result<ExtractedFile> {
     let bytes = out.bytes();
     let (file, sha256) = out.finish();
     file.sync_all().map_err(write_err(path))?;

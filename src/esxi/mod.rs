@@ -9,6 +9,7 @@ pub mod banks;
 pub mod bootcfg;
 pub mod config;
 pub mod extract;
+pub mod installer;
 pub mod inventory;
 pub mod modules;
 

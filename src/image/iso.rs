@@ -199,7 +199,7 @@ fn file_error(entry: &Entry, source: io::Error) -> Error {
 
 /// Whether a file name is one of a dd image: `imagedd`, `imagedd.bz2`,
 /// `*.dd`, `*.dd.bz2` (or another compression suffix).
-fn is_image_name(name: &str) -> bool {
+pub(crate) fn is_image_name(name: &str) -> bool {
     let stem = stem(name);
     !name.ends_with(".md5") && (stem == "imagedd" || stem.ends_with(".dd"))
 }

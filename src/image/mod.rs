@@ -9,5 +9,6 @@
 pub mod bz2par;
 pub mod compress;
 pub mod iso;
+pub mod isofs;
 pub mod source;
 pub mod stream;

@@ -142,6 +142,30 @@ impl Source {
         })
     }
 
+    /// Opens the ISO 9660 medium at `path` as the plain file (or device)
+    /// it is, for reading an ESXi 5+ installer's files from their extents
+    /// ([`crate::esxi::installer`]): no image is looked for on it.
+    pub fn open_iso(path: &Path) -> Result<Source> {
+        let open_err = |source| Error::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = File::open(path).map_err(open_err)?;
+        let len = file.seek(SeekFrom::End(0)).map_err(open_err)?;
+        Ok(Source {
+            path: path.to_path_buf(),
+            file,
+            len,
+            kind: SourceKind::InstallerIso,
+            stream: None,
+        })
+    }
+
+    /// The file (or device) read, for positional reads of a plain source.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     /// Opens a stick for reading back what was written, bypassing caches
     /// so that a lying cache cannot pass a bad stick: a block device's
     /// buffers are flushed (BLKFLSBUF) and cached pages dropped

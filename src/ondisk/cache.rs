@@ -8,8 +8,11 @@
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
-/// Largest metadata region cached (a FAT16 volume's is under 300 KiB).
-const MAX_CACHED: u64 = 1 << 20;
+/// Largest metadata region cached: a FAT16 volume's is under 300 KiB; a
+/// FAT32 installer stick's two FATs take 8 MiB per million clusters (16
+/// MiB for an 8 GB stick with 4 KiB clusters). Past this, the rest of the
+/// region passes through, slower but bounded in memory.
+const MAX_CACHED: u64 = 32 << 20;
 
 /// The first `meta.len()` bytes of `inner` held in memory; everything past
 /// them passes straight through.
@@ -21,7 +24,7 @@ pub struct MetaCache<T> {
 }
 
 impl<T: Read + Write + Seek> MetaCache<T> {
-    /// Caches the first `len` bytes of `inner` (at most 1 MiB), reading
+    /// Caches the first `len` bytes of `inner` (at most 32 MiB), reading
     /// them now when `load`; a volume about to be formatted need not be.
     pub fn new(mut inner: T, len: u64, load: bool) -> io::Result<MetaCache<T>> {
         let mut meta = vec![0; len.min(MAX_CACHED) as usize];

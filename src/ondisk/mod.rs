@@ -19,6 +19,7 @@ pub mod gpt;
 pub mod le;
 pub mod mbr;
 pub mod recorder;
+pub mod shortnames;
 pub mod table;
 pub mod vmfat;
 

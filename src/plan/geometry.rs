@@ -35,6 +35,20 @@ pub fn align_down(v: u64, unit: u64) -> u64 {
     v / unit.max(1) * unit.max(1)
 }
 
+/// The smallest value in `lo + 1 ..= hi` for which `fits` holds, by
+/// bisection: `fits(lo)` must not hold and `fits(hi)` must.
+pub fn smallest_fitting(mut lo: u64, mut hi: u64, fits: impl Fn(u64) -> bool) -> u64 {
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,7 @@ mod build;
 pub mod choose;
 mod fat16;
 pub mod geometry;
+pub mod installer;
 pub mod layout;
 mod payload;
 mod placement;
@@ -170,16 +171,8 @@ pub fn min_target_sectors(payload: &Payload, layout: &Layout) -> Result<u64> {
         }
         hi *= 2;
     }
-    let mut lo = 0; // lo never fits, hi always does
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if fits(mid) {
-            hi = mid;
-        } else {
-            lo = mid;
-        }
-    }
-    Ok(hi)
+    // 0 never fits, hi always does.
+    Ok(geometry::smallest_fitting(0, hi, fits))
 }
 
 /// An MBR layout for an MBR image, a GPT layout for a GPT image.

@@ -28,6 +28,22 @@ impl PlannedPartition {
     }
 }
 
+impl PlannedPartition {
+    /// This entry as the table serialiser takes it, its EBR's CHS
+    /// address in the geometry `heads` × `sectors_per_track`.
+    pub fn table_entry(&self, heads: u16, sectors_per_track: u16) -> TableEntry {
+        TableEntry {
+            partition: self.partition(),
+            chs_start: self.chs_start,
+            chs_end: self.chs_end,
+            ebr: self.ebr.map(|lba| Ebr {
+                lba,
+                chs: chs(lba, heads, sectors_per_track),
+            }),
+        }
+    }
+}
+
 impl Plan {
     /// The table entry numbered `number`.
     pub fn entry(&self, number: u32) -> Result<&PlannedPartition> {
@@ -48,15 +64,7 @@ impl Plan {
         let entries = self
             .partitions
             .iter()
-            .map(|p| TableEntry {
-                partition: p.partition(),
-                chs_start: p.chs_start,
-                chs_end: p.chs_end,
-                ebr: p.ebr.map(|lba| Ebr {
-                    lba,
-                    chs: chs(lba, self.heads, self.sectors_per_track),
-                }),
-            })
+            .map(|p| p.table_entry(self.heads, self.sectors_per_track))
             .collect();
         TableSpec {
             scheme: self.scheme,

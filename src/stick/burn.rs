@@ -1,6 +1,8 @@
 //! Write, then verify: the whole of `esxstick write` as one library call,
 //! so that a front end only chooses and shows, never orchestrates phases.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::error::{Error, Result, StickState};
@@ -40,13 +42,49 @@ pub fn burn(
 ) -> Result<Outcome> {
     let report = write::write(source, inv, plan, target, observer, verify, check_modules)
         .map_err(|e| target.after_interruption(e))?;
+    then_verify(
+        report,
+        target,
+        observer,
+        (verify, plan.write_bytes),
+        |stick, known| verify::against(stick, source, inv, plan, known),
+    )
+}
+
+/// The verification that follows a write of `report` onto `target`,
+/// unless `verify` is off: the stick read back past the page cache and
+/// proven by `prove` (given the hashes taken while copying), counted as
+/// `bytes` of the verify phase, whose time is added to the report. A
+/// stop asked for before it is an interruption of a written stick.
+pub(super) fn then_verify(
+    mut report: WriteReport,
+    target: &Target,
+    observer: &dyn Observer,
+    (verify, bytes): (bool, u64),
+    prove: impl FnOnce(&Source, &BTreeMap<String, String>) -> Result<VerifyReport>,
+) -> Result<Outcome> {
     if !verify {
         return Ok(Outcome {
             write: report,
             verify: None,
         });
     }
-    verify_written(source, inv, plan, target, observer, report)
+    if observer.cancelled() {
+        return Err(Error::Interrupted {
+            path: target.path().to_path_buf(),
+            phase: WriteStep::Verify,
+            state: StickState::Unverified,
+        });
+    }
+    let phase = Timer::start(observer, Phase::Verify, bytes);
+    let stick = Source::open_uncached(target.path())?;
+    let result = prove(&stick, &report.sha256)?;
+    phase.inc(bytes);
+    report.phases.push(phase.finish());
+    Ok(Outcome {
+        write: report,
+        verify: Some(result),
+    })
 }
 
 /// Reads `target`, just written as `report` says, back past the page
@@ -59,22 +97,13 @@ pub(super) fn verify_written(
     plan: &Plan,
     target: &Target,
     observer: &dyn Observer,
-    mut report: WriteReport,
+    report: WriteReport,
 ) -> Result<Outcome> {
-    if observer.cancelled() {
-        return Err(Error::Interrupted {
-            path: target.path().to_path_buf(),
-            phase: WriteStep::Verify,
-            state: StickState::Unverified,
-        });
-    }
-    let phase = Timer::start(observer, Phase::Verify, plan.write_bytes);
-    let stick = Source::open_uncached(target.path())?;
-    let result = verify::against(&stick, source, inv, plan, &report.sha256)?;
-    phase.inc(plan.write_bytes);
-    report.phases.push(phase.finish());
-    Ok(Outcome {
-        write: report,
-        verify: Some(result),
-    })
+    then_verify(
+        report,
+        target,
+        observer,
+        (true, plan.write_bytes),
+        |stick, known| verify::against(stick, source, inv, plan, known),
+    )
 }

@@ -89,6 +89,19 @@ impl Target {
         Target::open_checked(path, plan_bytes, plan.write_bytes, Some(source), force)
     }
 
+    /// [`Target::open`] for a plan of `plan_bytes` (the target size it
+    /// was made for) that writes `write_bytes`, read from `source` (an
+    /// installer ISO's stick, whose plan is not a [`Plan`]).
+    pub fn open_sized(
+        path: &Path,
+        plan_bytes: u64,
+        write_bytes: u64,
+        source: &Source,
+        force: bool,
+    ) -> Result<Target> {
+        Target::open_checked(path, plan_bytes, write_bytes, Some(source), force)
+    }
+
     /// Opens the stick at `path`, read as `stick`, to be updated in place:
     /// the checks of [`Target::open`]; it must not be `source` when the
     /// new bank comes from another source (it is its own source when

@@ -56,7 +56,8 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
-    fn new(mode: &'static str, layout: Option<String>) -> VerifyReport {
+    /// An empty report of `mode`, for `layout`.
+    pub(crate) fn new(mode: &'static str, layout: Option<String>) -> VerifyReport {
         VerifyReport {
             schema: SCHEMA,
             mode,
@@ -66,7 +67,8 @@ impl VerifyReport {
         }
     }
 
-    fn add(&mut self, item: impl Into<String>, ok: bool, detail: impl Into<String>) {
+    /// Adds one check.
+    pub(crate) fn add(&mut self, item: impl Into<String>, ok: bool, detail: impl Into<String>) {
         self.ok &= ok;
         self.checks.push(Check {
             item: item.into(),

@@ -242,6 +242,11 @@ fn is_module(modules: &[Module], name: &str) -> bool {
 pub enum WriteStep {
     /// Zeroing the old partition table.
     Invalidate,
+    /// Formatting the installer stick's FAT32 volume and copying the
+    /// ISO's files.
+    InstallerFiles,
+    /// Installing SYSLINUX (`--syslinux`).
+    Syslinux,
     /// Copying the boot partition.
     BootPartition,
     /// Formatting and filling a bank.
@@ -262,6 +267,8 @@ impl std::fmt::Display for WriteStep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             WriteStep::Invalidate => f.write_str("invalidating the old partition table"),
+            WriteStep::InstallerFiles => f.write_str("the FAT32 volume"),
+            WriteStep::Syslinux => f.write_str("installing SYSLINUX"),
             WriteStep::BootPartition => f.write_str("the boot partition"),
             WriteStep::Bank(n) => write!(f, "bank {n}"),
             WriteStep::Sync => f.write_str("syncing the data"),
@@ -286,27 +293,7 @@ impl Job<'_> {
     /// The error for a failure at `step`: an interruption, or a
     /// failure, saying whether anything was written.
     fn fail(&self, step: WriteStep) -> impl FnOnce(Error) -> Error {
-        let path = self.disk.path.to_path_buf();
-        let written = self.disk.written.get();
-        move |cause| {
-            let state = match written {
-                0 => StickState::Untouched,
-                _ => StickState::NoTable,
-            };
-            match cause {
-                Error::Write { source, .. } if is_interruption(&source) => Error::Interrupted {
-                    path,
-                    phase: step,
-                    state,
-                },
-                cause => Error::WriteFailed {
-                    path,
-                    phase: step,
-                    cause: Box::new(cause),
-                    state,
-                },
-            }
-        }
+        failure(self.disk, step)
     }
 
     /// The error for an I/O failure at `step`.
@@ -395,6 +382,32 @@ impl Job<'_> {
             let _ = ioctl::reread_partitions(self.disk.file);
         }
         Ok(phase.finish())
+    }
+}
+
+/// The error for a failure at `step` of a write to `disk`: an
+/// interruption, or a failure, saying whether anything was written.
+pub(super) fn failure(disk: &Disk, step: WriteStep) -> impl FnOnce(Error) -> Error {
+    let path = disk.path.to_path_buf();
+    let written = disk.written.get();
+    move |cause| {
+        let state = match written {
+            0 => StickState::Untouched,
+            _ => StickState::NoTable,
+        };
+        match cause {
+            Error::Write { source, .. } if is_interruption(&source) => Error::Interrupted {
+                path,
+                phase: step,
+                state,
+            },
+            cause => Error::WriteFailed {
+                path,
+                phase: step,
+                cause: Box::new(cause),
+                state,
+            },
+        }
     }
 }
 
@@ -664,10 +677,13 @@ fn copy_file<T: fatfs::ReadWriteSeek>(
 
 /// On the way to `inner`: the bytes it takes are also hashed and handed
 /// to the module check, when wanted.
-struct Tee<'a, W: Write> {
-    inner: W,
-    hash: Option<Sha256Writer<io::Sink>>,
-    checker: Option<&'a Checker>,
+pub(super) struct Tee<'a, W: Write> {
+    /// Where the bytes go.
+    pub inner: W,
+    /// Their hash, when wanted.
+    pub hash: Option<Sha256Writer<io::Sink>>,
+    /// The module check they are handed to, when wanted.
+    pub checker: Option<&'a Checker>,
 }
 
 impl<W: Write> Write for Tee<'_, W> {
@@ -764,6 +780,16 @@ impl<'a> Disk<'a> {
         }
     }
 
+    /// The observer told of this write.
+    pub(super) fn observer(&self) -> &'a dyn Observer {
+        self.observer
+    }
+
+    /// The target's open file.
+    pub(super) fn file(&self) -> &'a File {
+        self.file
+    }
+
     /// A view of the whole target for fatfs, which reads and writes.
     pub(super) fn view(&self) -> DiskView<'a> {
         DiskView {
@@ -771,6 +797,7 @@ impl<'a> Disk<'a> {
             view: FileView::read_only(self.file, self.len),
             pending: Vec::new(),
             pending_at: 0,
+            failed: None,
         }
     }
 
@@ -838,16 +865,41 @@ pub(super) struct DiskView<'a> {
     /// Bytes written but not yet passed on, and where they go.
     pending: Vec<u8>,
     pending_at: u64,
+    /// The error of a write that failed: every later call fails.
+    failed: Option<io::Error>,
+}
+
+/// The error `e` once more: an interruption stays one; another keeps its
+/// kind and message.
+fn again(e: &io::Error) -> io::Error {
+    if is_interruption(e) {
+        io::Error::other(Interruption)
+    } else {
+        match e.raw_os_error() {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::new(e.kind(), e.to_string()),
+        }
+    }
 }
 
 /// Most bytes gathered into one write.
 const GATHER: usize = 4 << 20;
 
 impl DiskView<'_> {
-    /// Passes the gathered bytes on, in one write.
+    /// Passes the gathered bytes on, in one write. Once a write has
+    /// failed, every later call fails the same way: fatfs drops its
+    /// streams (flushing them) inside its own calls and ignores the
+    /// errors of those flushes, so a failure must not be forgotten.
     fn write_pending(&mut self) -> io::Result<()> {
+        if let Some(e) = &self.failed {
+            return Err(again(e));
+        }
         if !self.pending.is_empty() {
-            self.disk.write_at(&self.pending, self.pending_at)?;
+            if let Err(e) = self.disk.write_at(&self.pending, self.pending_at) {
+                let err = again(&e);
+                self.failed = Some(e);
+                return Err(err);
+            }
             self.pending.clear();
         }
         Ok(())
@@ -891,11 +943,15 @@ const KICK_BYTES: u64 = 1 << 20;
 
 /// On the way to `inner`: counts bytes into a progress callback, and
 /// every [`KICK_BYTES`] starts writeback of the target.
-struct Counted<'a, 'd, W: Write> {
-    inner: &'a mut W,
-    done: &'a dyn Fn(u64),
-    disk: &'a Disk<'d>,
-    since_kick: u64,
+pub(super) struct Counted<'a, 'd, W: Write> {
+    /// Where the bytes go.
+    pub inner: &'a mut W,
+    /// Told of every byte.
+    pub done: &'a dyn Fn(u64),
+    /// The target, whose writeback is started.
+    pub disk: &'a Disk<'d>,
+    /// Bytes since writeback was last started.
+    pub since_kick: u64,
 }
 
 impl<W: Write> Write for Counted<'_, '_, W> {
