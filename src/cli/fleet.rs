@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use esxstick::error::Refusal;
+use esxstick::esxi::{self, installer::InstallerIso};
+use esxstick::image::source::SECTOR;
 use esxstick::progress::Observer;
 use esxstick::stick::burn::Outcome;
 use esxstick::stick::device::{self, Target};
@@ -17,8 +19,8 @@ use serde::Serialize;
 use super::progress::TargetBar;
 use super::render::{self, emit, to_json, JsonError};
 use super::{
-    confirm, hint, interrupt, named_layout, read_and_plan, verdict, warn_swapped, ImageArgs,
-    WriteOptions,
+    confirm, hint, installer, interrupt, named_layout, read_and_plan, verdict, warn_swapped,
+    ImageArgs, WriteOptions,
 };
 
 /// One target's line of the summary: its outcome, or why it failed.
@@ -73,18 +75,106 @@ pub fn write_many(
     let mut rows = Vec::new();
     let (bytes, candidates) = sizes(paths, size.as_deref(), &mut rows)?;
     interrupt::install();
+    let iso = esxi::installer::open(source)?;
+    installer::check_flags(
+        iso.is_some(),
+        layout,
+        &options.made,
+        options.syslinux.is_some(),
+    )?;
+    if let Some(iso) = iso {
+        let done = write_installers(&iso, &candidates, bytes, options, &mut rows)?;
+        return finish(rows, done, paths, options.output.json);
+    }
     let bars = options.output.bars();
     let first = candidates.first().map_or(Path::new(""), PathBuf::as_path);
     let (source, inv, plan) = read_and_plan(source, first, named, bytes, image, options, &bars)?;
     interrupt::defer();
-    let targets = checked(
-        fleet::open_all(&candidates, &plan, &source, options.allow_fixed),
-        options.yes,
-        &mut rows,
-    );
+    let opened = fleet::open_all(&candidates, &plan, &source, options.allow_fixed);
+    let text = render::fit(&render::plan(&plan, bytes));
+    let targets = ready(opened, options, &mut rows, &text)?;
+    let labels: Vec<TargetBar> = targets.iter().map(|t| bars.target(&label(t))).collect();
+    let jobs = targets
+        .into_iter()
+        .zip(&labels)
+        .map(|(t, bar)| (t, bar as &dyn Observer))
+        .collect();
+    let checks = Checks {
+        verify: options.verify,
+        check_modules: options.check_modules,
+    };
+    let done = fleet::burn_all(&source, &inv, &plan, jobs, &*bars, checks);
+    bars.clear();
+    let done = done.into_iter().map(|t| Row {
+        path: t.path,
+        result: t.result,
+    });
+    finish(rows, done.collect(), paths, options.output.json)
+}
+
+/// An installer ISO onto several targets: planned and checked once, then
+/// one thread per target writes and verifies its stick (each reads the
+/// ISO's files itself; the page cache serves all but the first).
+fn write_installers(
+    iso: &InstallerIso,
+    candidates: &[PathBuf],
+    bytes: u64,
+    options: &WriteOptions,
+    rows: &mut Vec<Row>,
+) -> Result<Vec<Row>, Error> {
+    let (plan, how) = installer::prepare(iso, bytes, options)?;
+    interrupt::defer();
+    let sizes = (plan.target_sectors * SECTOR, plan.write_bytes);
+    let opened = candidates
+        .iter()
+        .map(|path| {
+            let target =
+                Target::open_sized(path, sizes.0, sizes.1, &iso.source, options.allow_fixed);
+            (path.clone(), target)
+        })
+        .collect();
+    let text = render::fit(&render::installer_plan(&plan, bytes));
+    let targets = ready(opened, options, rows, &text)?;
+    installer::note_uefi_only(&how);
+    let bars = options.output.bars();
+    let labels: Vec<TargetBar> = targets.iter().map(|t| bars.target(&label(t))).collect();
+    let done = std::thread::scope(|scope| {
+        let threads: Vec<_> = targets
+            .into_iter()
+            .zip(&labels)
+            .map(|(mut target, bar)| {
+                let (plan, how) = (&plan, &how);
+                scope.spawn(move || Row {
+                    path: target.path().to_path_buf(),
+                    result: esxstick::stick::installer::burn(iso, plan, &mut target, bar, how),
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    bars.clear();
+    Ok(done)
+}
+
+/// The targets opened that pass their checks, after the plan's `text`
+/// (unless --json), the refusals so far, a warning for each that may be
+/// the source, and one confirmation for those that need it.
+fn ready(
+    opened: Vec<(PathBuf, Result<Target, Error>)>,
+    options: &WriteOptions,
+    rows: &mut Vec<Row>,
+    text: &str,
+) -> Result<Vec<Target>, Error> {
+    let targets = checked(opened, options.yes, rows);
     if !options.output.json {
-        emit(&render::fit(&render::plan(&plan, bytes)));
-        for row in &rows {
+        emit(text);
+        for row in rows.iter() {
             if let Some((_, line)) = row.failure() {
                 eprintln!("esxstick: {line}");
             }
@@ -98,24 +188,14 @@ pub fn write_many(
     if !asked.is_empty() {
         interrupt::at_once_during(|| confirm::confirm_all(&asked))?;
     }
-    let labels: Vec<TargetBar> = targets.iter().map(|t| bars.target(&label(t))).collect();
-    let jobs = targets
-        .into_iter()
-        .zip(&labels)
-        .map(|(t, bar)| (t, bar as &dyn Observer))
-        .collect();
-    let checks = Checks {
-        verify: options.verify,
-        check_modules: options.check_modules,
-    };
-    let done = fleet::burn_all(&source, &inv, &plan, jobs, &*bars, checks);
-    bars.clear();
-    rows.extend(done.into_iter().map(|t| Row {
-        path: t.path,
-        result: t.result,
-    }));
+    Ok(targets)
+}
+
+/// The summary of every target, in the order given.
+fn finish(mut rows: Vec<Row>, done: Vec<Row>, paths: &[PathBuf], json: bool) -> Result<(), Error> {
+    rows.extend(done);
     rows.sort_by_key(|r| paths.iter().position(|p| *p == r.path));
-    report(rows, options.output.json)
+    report(rows, json)
 }
 
 /// The size planned for — `--size`, else the smallest of the targets —

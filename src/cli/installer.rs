@@ -105,6 +105,38 @@ pub fn plan(
     Ok(())
 }
 
+/// What writing an installer ISO needs before any target is opened: the
+/// `--syslinux` given checked, SYSLINUX's mbr.bin found, every module on
+/// the ISO, and the plan for `bytes`.
+pub fn prepare(
+    iso: &InstallerIso,
+    bytes: u64,
+    options: &WriteOptions,
+) -> Result<(InstallerPlan, Options), Error> {
+    let syslinux = options
+        .syslinux
+        .as_deref()
+        .map(Syslinux::check)
+        .transpose()?;
+    esxstick::stick::syslinux::mbr_code()?;
+    iso.inventory.check_complete()?;
+    let kernelopt = options.made.kernelopt.as_deref();
+    let plan = layout::plan(&iso.inventory, kernelopt, bytes / SECTOR)?;
+    let how = Options {
+        syslinux,
+        verify: options.verify,
+    };
+    Ok((plan, how))
+}
+
+/// Says, before writing, that a stick without `--syslinux` boots UEFI
+/// only.
+pub fn note_uefi_only(how: &Options) {
+    if how.syslinux.is_none() {
+        eprintln!("esxstick: {UEFI_ONLY}");
+    }
+}
+
 /// `write` of an installer ISO onto `target` planned for `bytes`: the
 /// `--syslinux` given is checked before anything else, every module must
 /// be on the ISO, and without `--syslinux` one line says the stick boots
@@ -115,26 +147,12 @@ pub fn write(
     bytes: u64,
     options: &WriteOptions,
 ) -> Result<(), Error> {
-    let syslinux = options
-        .syslinux
-        .as_deref()
-        .map(Syslinux::check)
-        .transpose()?;
-    esxstick::stick::syslinux::mbr_code()?;
-    iso.inventory.check_complete()?;
-    let kernelopt = options.made.kernelopt.as_deref();
-    let plan = layout::plan(&iso.inventory, kernelopt, bytes / SECTOR)?;
+    let (plan, how) = prepare(iso, bytes, options)?;
     let text = render::fit(&render::installer_plan(&plan, bytes));
     let sizes = (plan.target_sectors * SECTOR, plan.write_bytes);
     let mut target = open_target(target, sizes, &iso.source, options, &text)?;
-    if syslinux.is_none() {
-        eprintln!("esxstick: {UEFI_ONLY}");
-    }
+    note_uefi_only(&how);
     let bars = options.output.bars();
-    let how = Options {
-        syslinux,
-        verify: options.verify,
-    };
     let outcome =
         stick::burn(iso, &plan, &mut target, &*bars, &how).inspect_err(|_| bars.clear())?;
     report_write(outcome, options)
