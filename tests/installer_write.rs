@@ -286,6 +286,25 @@ fn a_written_stick_boots_uefi_holds_every_iso_file_and_verifies() {
     assert!(!boot.shows(BOOTCFG_FOUND), "{}", boot.serial);
     let out = verify(&control, None, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+
+    // SYSLINUX.CFG without -p 1 (the common hand-made mistake): the
+    // self-check names it.
+    let nop = dir.join("nop.img");
+    fs::copy(&stick, &nop).unwrap();
+    let cfg = dir.join("SYSLINUX.CFG");
+    fs::write(&cfg, &isolinux).unwrap();
+    let at = mtools_image(&nop, PART.0);
+    oracle(
+        "mcopy",
+        &["-o", "-i", &at, cfg.to_str().unwrap(), "::/SYSLINUX.CFG"],
+    );
+    let out = verify(&nop, None, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("FAIL SYSLINUX.CFG: an APPEND -c line lacks -p 1"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]

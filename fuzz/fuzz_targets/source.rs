@@ -2,7 +2,9 @@
 //! SOURCE — compressed (gzip, bzip2, xz, zstd, told by magic bytes) or an
 //! installer ISO (ISO 9660 directory, .md5 file, tar archives inside) —
 //! opened by `source::Source::open`, read by `inventory::read`, then
-//! finished (the MD5 check of an ISO's image).
+//! finished (the MD5 check of an ISO's image); or an ESXi 5+ installer
+//! ISO, opened by `installer::open` (the whole tree walked, BOOT.CFG and
+//! ISOLINUX.CFG read), its modules checked and its stick planned.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -19,6 +21,11 @@ fuzz_target!(|data: &[u8]| {
     let scratch = SCRATCH.get_or_init(|| Scratch::new("source"));
     let data = &data[..data.len().min(MAX_INPUT)];
     scratch.fill(data);
+    if let Ok(Some(mut iso)) = esxstick::esxi::installer::open(scratch.path()) {
+        let _ = iso.inventory.check_modules(&iso.source);
+        let _ = esxstick::plan::installer::plan(&iso.inventory, Some("ks=x"), 1 << 20);
+        return;
+    }
     let Ok(source) = Source::open(scratch.path()) else {
         return;
     };

@@ -6,8 +6,9 @@
 //!   sectors, cluster size and count as planned), both FAT copies equal,
 //!   every file's SHA-256 equal to the ISO's (or to the file esxstick
 //!   made), and no file more (but SYSLINUX's own `LDLINUX.SYS`);
-//! * on its own: the table, the FAT copies, both BOOT.CFGs parsing and
-//!   naming files that exist, and every gzip module intact.
+//! * on its own: the table, the FAT copies, SYSLINUX.CFG's `-p 1`, both
+//!   BOOT.CFGs parsing and naming files that exist, and every gzip
+//!   module intact.
 //!
 //! The hand-written FAT check ([`crate::ondisk::fsck`]) reads FAT12/16
 //! only; a FAT32 stick is read through fatfs, its directories walked to
@@ -121,6 +122,7 @@ pub fn self_check(stick: &Source) -> Result<VerifyReport> {
     let Some(fs) = opened(stick, &part, &mut report) else {
         return Ok(report);
     };
+    check_syslinux_cfg(&fs, &mut report);
     let mut modules = Vec::new();
     for cfg in [installer::BOOT_CFG, installer::EFI_BOOT_CFG] {
         check_boot_cfg(&fs, cfg, &mut modules, &mut report);
@@ -312,6 +314,23 @@ fn opened<'a>(stick: &'a Source, part: &Partition, report: &mut VerifyReport) ->
     open_fs(stick, part)
         .inspect_err(|e| report.add("FAT32 volume", false, e.to_string()))
         .ok()
+}
+
+/// SYSLINUX.CFG passes `-p 1` on every `APPEND -c` line (without it,
+/// mboot looks for its files on the CD it was not booted from).
+fn check_syslinux_cfg(fs: &Fs, report: &mut VerifyReport) {
+    let mut text = Vec::new();
+    let (ok, detail) = match read_file(fs, installer::SYSLINUX_CFG, &mut text, MAX_CFG) {
+        Err(e) => (false, format!("cannot be read: {e}")),
+        Ok(_) => {
+            let text = String::from_utf8_lossy(&text);
+            match installer::syslinux_cfg(&text) == text {
+                true => (true, "every APPEND -c line has -p 1".to_string()),
+                false => (false, "an APPEND -c line lacks -p 1".to_string()),
+            }
+        }
+    };
+    report.add(installer::SYSLINUX_CFG, ok, detail);
 }
 
 /// Opens the FAT32 volume of partition `part`.
