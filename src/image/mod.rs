@@ -11,3 +11,4 @@ pub mod compress;
 pub mod iso;
 pub mod source;
 pub mod stream;
+pub mod xzpar;
