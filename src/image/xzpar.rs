@@ -94,3 +94,31 @@ impl<R: BufRead> Read for ParallelXz<R> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn padding(bytes: &[u8]) -> io::Result<(bool, Vec<u8>)> {
+        let mut input = io::Cursor::new(bytes.to_vec());
+        let another = skip_padding(&mut input)?;
+        let mut rest = Vec::new();
+        input.read_to_end(&mut rest)?;
+        Ok((another, rest))
+    }
+
+    #[test]
+    fn stream_padding_is_skipped_in_fours() {
+        assert_eq!(padding(b"").unwrap(), (false, vec![]));
+        assert_eq!(padding(&[0; 8]).unwrap(), (false, vec![]));
+        assert_eq!(padding(b"\xfd7zXZ").unwrap(), (true, b"\xfd7zXZ".to_vec()));
+        assert_eq!(
+            padding(b"\0\0\0\0\xfd7zXZ").unwrap(),
+            (true, b"\xfd7zXZ".to_vec())
+        );
+        for bad in [&b"\0\0\0\xfd7zXZ"[..], &[0; 5][..]] {
+            let err = padding(bad).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{bad:?}");
+        }
+    }
+}
