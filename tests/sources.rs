@@ -73,29 +73,37 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     all
 }
 
-/// Checks that a stream source extracts exactly what its raw image
-/// does, says how much of the stream it read, and stops early.
-fn extracts_like_raw(variant: &str) {
-    let source = fixture(variant);
-    let dir = scratch(&format!("sources-extract-{variant}"));
-    let raw = raw_image(variant, &source, &dir);
+/// Checks that `source` extracts exactly what `raw`, its image as the
+/// real tools decompress it, does (both into `dir`); returns extract's
+/// stderr.
+fn extracts_as_raw_does(label: &str, source: &Path, raw: &Path, dir: &Path) -> String {
     let (from_raw, from_stream) = (dir.join("raw"), dir.join("stream"));
     let out = esxstick(&["extract", raw.to_str().unwrap(), from_raw.to_str().unwrap()]);
-    assert!(out.status.success(), "{variant} raw: {}", stderr(&out));
+    assert!(out.status.success(), "{label} raw: {}", stderr(&out));
     let out = esxstick(&[
         "extract",
         source.to_str().unwrap(),
         from_stream.to_str().unwrap(),
     ]);
     let err = stderr(&out);
-    assert!(out.status.success(), "{variant}: {err}");
-    assert!(!err.contains("panicked"), "{variant}: {err}");
+    assert!(out.status.success(), "{label}: {err}");
+    assert!(!err.contains("panicked"), "{label}: {err}");
     let raw_files = files(&from_raw);
-    assert!(raw_files.len() > 5, "{variant}: too few files extracted");
+    assert!(raw_files.len() > 5, "{label}: too few files extracted");
     assert!(
         raw_files == files(&from_stream),
-        "{variant}: extract differs from extracting the decompressed image"
+        "{label}: extract differs from extracting the decompressed image"
     );
+    err
+}
+
+/// Checks that a stream source extracts exactly what its raw image
+/// does, says how much of the stream it read, and stops early.
+fn extracts_like_raw(variant: &str) {
+    let source = fixture(variant);
+    let dir = scratch(&format!("sources-extract-{variant}"));
+    let raw = raw_image(variant, &source, &dir);
+    let err = extracts_as_raw_does(variant, &source, &raw, &dir);
     if variant == "iso41" {
         // imagedd.md5 covers the whole image: all of it is hashed.
         assert!(err.contains("to its end; MD5"), "{variant}: {err}");
@@ -121,6 +129,73 @@ fn installer_isos_extract_like_their_raw_image() {
     for variant in ["iso41", "iso40"] {
         extracts_like_raw(variant);
     }
+}
+
+/// Streams and blocks of an xz file, as `xz --list` counts them.
+fn xz_streams_and_blocks(file: &Path) -> (u64, u64) {
+    let out = stdout(&oracle(
+        "xz",
+        &["--robot", "--list", file.to_str().unwrap()],
+    ));
+    let totals: Vec<u64> = out
+        .lines()
+        .find_map(|l| l.strip_prefix("totals\t"))
+        .map(|rest| {
+            rest.split('\t')
+                .take(2)
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    match totals[..] {
+        [streams, blocks] => (streams, blocks),
+        _ => panic!("xz --list gives no totals: {out}"),
+    }
+}
+
+#[test]
+fn multi_block_and_concatenated_xz_streams_extract_like_their_raw_image() {
+    // The fixture is one stream of many blocks (`xz -T2`), the kind
+    // liblzma decodes on every core.
+    let source = fixture("esxi40-xz");
+    let (streams, blocks) = xz_streams_and_blocks(&source);
+    assert!(
+        streams == 1 && blocks > 100,
+        "{streams} streams, {blocks} blocks"
+    );
+    let dir = scratch("sources-xz-streams");
+    let raw = raw_image("esxi40-xz", &source, &dir);
+    // Two multi-block streams and stream padding between them, 100 MiB
+    // in: inside the part of the image esxstick reads. xz -dc reads the
+    // whole as the image.
+    let (r, d) = (raw.display(), dir.display());
+    sh(&format!(
+        "head -c 100M {r} | xz -0 --block-size=1MiB -T2 > {d}/a.xz; \
+         tail -c +104857601 {r} | xz -0 -T2 > {d}/b.xz; \
+         {{ cat {d}/a.xz; printf '\\0\\0\\0\\0'; cat {d}/b.xz; }} > {d}/two.xz; \
+         xz -dc {d}/two.xz | cmp - {r}"
+    ));
+    let two = dir.join("two.xz");
+    let (streams, blocks) = xz_streams_and_blocks(&two);
+    assert!(
+        streams == 2 && blocks > 100,
+        "{streams} streams, {blocks} blocks"
+    );
+    let err = extracts_as_raw_does("two xz streams", &two, &raw, &dir);
+    assert!(err.contains("then stopped"), "{err}");
+    // Padding that is no multiple of four bytes makes no xz file: xz -dc
+    // refuses it, and so does esxstick.
+    sh(&format!(
+        "{{ cat {d}/a.xz; printf '\\0\\0\\0'; cat {d}/b.xz; }} > {d}/bad.xz; \
+         ! xz -dc {d}/bad.xz > /dev/null 2>&1"
+    ));
+    let out = esxstick(&[
+        "extract",
+        dir.join("bad.xz").to_str().unwrap(),
+        dir.join("bad").to_str().unwrap(),
+    ]);
+    assert_refused(&out, "stream padding");
+    fs::remove_file(&raw).expect("remove raw image");
 }
 
 /// Writes a stick from `variant`, verifies it against the same source

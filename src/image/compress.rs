@@ -6,6 +6,7 @@ use std::io::{self, BufRead, Read};
 use serde::Serialize;
 
 use crate::image::bz2par::ParallelBz2;
+use crate::image::xzpar::ParallelXz;
 
 /// A compression format esxstick can read an image from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -44,8 +45,9 @@ impl Compression {
     }
 
     /// A reader of the decompressed bytes of `input`. Concatenated
-    /// streams (pigz, pbzip2, xz -T, zstd -T) are read as one. bzip2 is
-    /// decoded on every core ([`ParallelBz2`]).
+    /// streams (pigz, pbzip2, `cat a.xz b.xz`, zstd -T) are read as one.
+    /// bzip2 is decoded on every core ([`ParallelBz2`]), and so is xz
+    /// when its stream has several blocks ([`ParallelXz`]).
     pub fn decoder<R: BufRead + Send + 'static>(
         self,
         input: R,
@@ -53,7 +55,7 @@ impl Compression {
         Ok(match self {
             Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
             Compression::Bzip2 => Box::new(ParallelBz2::new(input)),
-            Compression::Xz => Box::new(xz2::bufread::XzDecoder::new_multi_decoder(input)),
+            Compression::Xz => Box::new(ParallelXz::new(input)?),
             Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input)?),
         })
     }

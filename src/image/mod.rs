@@ -12,3 +12,4 @@ pub mod iso;
 pub mod isofs;
 pub mod source;
 pub mod stream;
+pub mod xzpar;
