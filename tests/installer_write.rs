@@ -494,3 +494,42 @@ fn esxi8_and_customized_isos_make_sticks_too() {
         }
     }
 }
+
+#[test]
+fn several_targets_get_the_same_installer_stick_and_one_failing_stops_alone() {
+    let iso = installer_fixture("esxi7");
+    let dir = scratch("installer-write-many");
+    let sticks: Vec<PathBuf> = (0..3).map(|i| dir.join(format!("stick{i}.img"))).collect();
+    let mut args = vec!["write", iso.to_str().unwrap()];
+    args.extend(sticks.iter().map(|s| s.to_str().unwrap()));
+    args.extend(["--size", "256M", "--yes", "--json"]);
+    // The 3rd write to stick1.img fails with EIO; the others go on.
+    let out = esxstick_env(&args, &[("ESXSTICK_FAULT", "write:3:eio:stick1.img")]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains(UEFI_ONLY), "{}", stderr(&out));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON list");
+    let list = list.as_array().expect("a list of per-target reports");
+    assert_eq!(list.len(), 3);
+    assert_eq!(list[1]["ok"], false, "{}", list[1]);
+    assert_eq!(list[1]["error"]["kind"], "write-failed");
+    assert!(!has_table(&sticks[1]), "the failed stick has no table");
+
+    let files = iso_files(&iso, &dir.join("iso"));
+    for i in [0, 2] {
+        assert_eq!(list[i]["ok"], true, "{}", list[i]);
+        let stick = &sticks[i];
+        let sf = stdout(&oracle("sfdisk", &["-d", stick.to_str().unwrap()]));
+        assert!(
+            sf.contains("start=        2048, size=      522240, type=c, bootable"),
+            "{sf}"
+        );
+        let mut fat = fat_files(stick, PART.0);
+        assert!(fat.remove("SYSLINUX.CFG").is_some());
+        assert_eq!(fat, files, "stick {i} (mcopy) and the ISO (xorriso)");
+        assert_eq!(fsck_fat(stick, PART), None);
+        let out = verify(stick, Some(&iso), &[]);
+        assert!(out.status.success(), "{}", stdout(&out));
+    }
+    let boot = Ovmf::boot_usb(&sticks[2]);
+    assert!(boot.shows(BOOTCFG_FOUND), "{}", boot.serial);
+}

@@ -14,15 +14,6 @@ use serde_json::Value;
 const SIZE: &str = "64M";
 const LAYOUT: &str = "vcritical-64mb";
 
-/// Runs esxstick with `args` and `env` set.
-fn esxstick_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_esxstick"))
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .expect("run esxstick")
-}
-
 /// `write` of the esxi40 fixture onto `targets`, with the vcritical
 /// layout at 64 MiB, `--yes` and `extra` flags.
 fn write_many(targets: &[&Path], extra: &[&str], env: &[(&str, &str)]) -> Output {

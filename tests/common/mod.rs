@@ -85,6 +85,16 @@ pub fn esxstick(args: &[&str]) -> Output {
         .expect("run esxstick")
 }
 
+/// Runs esxstick with `args` and `env` set (e.g. the fault seam's
+/// ESXSTICK_FAULT).
+pub fn esxstick_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_esxstick"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run esxstick")
+}
+
 /// Runs an oracle tool, failing the test with a clear message if it is
 /// not installed or fails.
 pub fn oracle(program: &str, args: &[&str]) -> Output {
