@@ -49,6 +49,18 @@ pub struct Output {
     pub json: bool,
 }
 
+/// What a command that overwrites a disk may do without asking: every
+/// such command (`write`, `update`, `wipe`) takes these.
+#[derive(clap::Args)]
+pub struct Consent {
+    /// Do not ask for confirmation.
+    #[arg(long, short)]
+    pub yes: bool,
+    /// Allow a non-removable (fixed) disk as the stick.
+    #[arg(long, alias = "force")]
+    pub allow_fixed: bool,
+}
+
 /// What a new bank gets besides the source bank's files.
 #[derive(clap::Args)]
 pub struct ConfigArgs {
@@ -214,12 +226,8 @@ pub enum Command {
         image: ImageArgs,
         #[command(flatten)]
         installer: InstallerArgs,
-        /// Do not ask for confirmation.
-        #[arg(long, short)]
-        yes: bool,
-        /// Allow a non-removable (fixed) disk as the target.
-        #[arg(long, alias = "force")]
-        allow_fixed: bool,
+        #[command(flatten)]
+        consent: Consent,
         /// Skip reading the stick back to verify it.
         #[arg(long)]
         no_verify: bool,
@@ -411,12 +419,8 @@ pub struct UpdateArgs {
     pub config: ConfigArgs,
     #[command(flatten)]
     pub image: ImageArgs,
-    /// Do not ask for confirmation.
-    #[arg(long, short)]
-    pub yes: bool,
-    /// Allow a non-removable (fixed) disk as the stick.
-    #[arg(long, alias = "force")]
-    pub allow_fixed: bool,
+    #[command(flatten)]
+    pub consent: Consent,
     /// Output (--json: one final report, schemas "esxstick.update/1" and
     /// "esxstick.verify/1").
     #[command(flatten)]
@@ -447,12 +451,8 @@ pub struct WipeArgs {
     /// !#$%&'()-@^_`{}~ (lower case is made upper case).
     #[arg(long, value_name = "NAME", default_value = "USB")]
     pub label: String,
-    /// Do not ask for confirmation.
-    #[arg(long, short)]
-    pub yes: bool,
-    /// Allow a non-removable (fixed) disk as the stick.
-    #[arg(long, alias = "force")]
-    pub allow_fixed: bool,
+    #[command(flatten)]
+    pub consent: Consent,
     /// Output (--json: one final report, schema "esxstick.wipe/1").
     #[command(flatten)]
     pub output: Output,

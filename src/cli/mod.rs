@@ -201,15 +201,14 @@ fn run(command: Command) -> Result<(), Error> {
             config,
             image,
             installer,
-            yes,
-            allow_fixed,
+            consent,
             no_verify,
             no_module_check,
             output,
         } => {
             let options = WriteOptions {
-                yes,
-                allow_fixed,
+                yes: consent.yes,
+                allow_fixed: consent.allow_fixed,
                 made: config.made(new_uuids).with_kernelopt(&installer.kernelopt),
                 syslinux: installer.syslinux,
                 verify: !no_verify,
@@ -679,8 +678,8 @@ fn update(args: &UpdateArgs) -> Result<(), Error> {
         emit(&render::update_plan(&plan));
     }
     let source = opened.as_ref().map(|(source, _)| source);
-    let mut target = Target::open_in_place(&args.stick, &stick, source, args.allow_fixed)?;
-    if target.needs_confirmation() && !args.yes {
+    let mut target = Target::open_in_place(&args.stick, &stick, source, args.consent.allow_fixed)?;
+    if target.needs_confirmation() && !args.consent.yes {
         confirm::confirm(&target)?;
     }
     let (source, inv) = from.unwrap_or((&stick, &stick_inv));
@@ -753,8 +752,8 @@ fn list_devices(args: &DevicesArgs) -> Result<(), Error> {
 /// back as one FAT32 partition.
 fn wipe(args: &WipeArgs) -> Result<(), Error> {
     let label = wipe::volume_label(&args.label)?;
-    let mut target = Target::open_existing(&args.target, args.allow_fixed)?;
-    if target.needs_confirmation() && !args.yes {
+    let mut target = Target::open_existing(&args.target, args.consent.allow_fixed)?;
+    if target.needs_confirmation() && !args.consent.yes {
         confirm::confirm(&target)?;
     }
     let bars = args.output.bars();
