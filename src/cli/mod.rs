@@ -229,15 +229,15 @@ fn run(command: Command) -> Result<(), Error> {
         }
         Command::Devices(args) => list_devices(&args),
         Command::Wipe(args) => wipe(&args),
-        Command::Completions { shell } => {
-            emit(&manual::completions(shell));
-            Ok(())
-        }
-        Command::Man => {
-            emit(&manual::man());
-            Ok(())
-        }
+        Command::Completions { shell } => print(&manual::completions(shell)),
+        Command::Man => print(&manual::man()),
     }
+}
+
+/// Prints `text` as it is (a script, a manual page).
+fn print(text: &str) -> Result<(), Error> {
+    emit(text);
+    Ok(())
 }
 
 /// `verify`, from its arguments.
