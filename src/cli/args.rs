@@ -198,6 +198,14 @@ pub enum Command {
     /// verified, 2 when any was refused or could not be written, else 1
     /// (a verification failed). --json prints a list of per-target
     /// reports.
+    ///
+    /// An ESXi 5-8 installer ISO (VMware's or a customised one) becomes
+    /// an installer stick as VMware's USB recipe makes it: one active
+    /// FAT32 partition from 1 MiB, every file of the ISO by its 8.3 name,
+    /// /EFI/BOOT/BOOT.CFG, SYSLINUX.CFG with -p 1, SYSLINUX's MBR code.
+    /// It boots UEFI as it is; BIOS needs --syslinux. E.g. `esxstick write
+    /// VMware-VMvisor-Installer-7.0U3.iso /dev/sdb --kernelopt
+    /// "ks=usb:/KS.CFG"`.
     Write {
         /// ESXi disk image (compressed or not), installer ISO, or block
         /// device; see `esxstick inspect --help`.
