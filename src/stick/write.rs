@@ -883,7 +883,7 @@ fn again(e: &io::Error) -> io::Error {
 }
 
 /// Most bytes gathered into one write.
-const GATHER: usize = 4 << 20;
+const GATHER: usize = 2 << 20;
 
 impl DiskView<'_> {
     /// Passes the gathered bytes on, in one write. Once a write has
