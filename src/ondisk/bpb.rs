@@ -105,6 +105,8 @@ pub enum Field {
     TotalSectors32,
     /// Sectors per FAT on FAT32.
     SectorsPerFat32,
+    /// The first cluster of the root directory on FAT32 (usually 2).
+    RootCluster,
     /// The sector of the backup boot sector on FAT32 (usually 6).
     BackupBootSector,
 }
@@ -125,6 +127,7 @@ impl Field {
             Field::HiddenSectors => 0x1c,
             Field::TotalSectors32 => 0x20,
             Field::SectorsPerFat32 => 0x24,
+            Field::RootCluster => 0x2c,
             Field::BackupBootSector => 0x32,
         }
     }
@@ -133,7 +136,10 @@ impl Field {
     pub const fn width(self) -> usize {
         match self {
             Field::SectorsPerCluster | Field::Fats => 1,
-            Field::HiddenSectors | Field::TotalSectors32 | Field::SectorsPerFat32 => 4,
+            Field::HiddenSectors
+            | Field::TotalSectors32
+            | Field::SectorsPerFat32
+            | Field::RootCluster => 4,
             _ => 2,
         }
     }
@@ -153,6 +159,7 @@ impl Field {
             Field::HiddenSectors => "hidden_sectors",
             Field::TotalSectors32 => "total_sectors_32",
             Field::SectorsPerFat32 => "sectors_per_fat_32",
+            Field::RootCluster => "root_cluster",
             Field::BackupBootSector => "backup_boot_sector",
         }
     }
@@ -623,6 +630,7 @@ mod tests {
             (Field::HiddenSectors, 0x1c, 4),
             (Field::TotalSectors32, 0x20, 4),
             (Field::SectorsPerFat32, 0x24, 4),
+            (Field::RootCluster, 0x2c, 4),
             (Field::BackupBootSector, 0x32, 2),
         ];
         for (field, offset, width) in spec {

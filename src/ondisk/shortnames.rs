@@ -17,6 +17,8 @@
 use std::collections::HashSet;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
+use crate::image::source::SECTOR;
+use crate::ondisk::bpb::{BootSector, FatType, Field};
 use crate::ondisk::le;
 
 /// Bytes of a directory entry.
@@ -29,8 +31,6 @@ const DIRECTORY: u8 = 0x10;
 const DELETED: u8 = 0xe5;
 /// FAT32 entries at or above this end a chain.
 const END_OF_CHAIN: u32 = 0x0fff_fff8;
-/// Bytes of a sector.
-const SECTOR: u64 = 512;
 
 /// Where things are in the volume, from its boot sector.
 struct Layout {
@@ -78,29 +78,23 @@ pub fn strip_long_names<T: Read + Write + Seek>(vol: &mut T) -> io::Result<()> {
     vol.flush()
 }
 
-/// The volume's layout, from its boot sector.
+/// The volume's layout, from its boot sector (parsed as every FAT boot
+/// sector is, by [`BootSector::parse`]).
 fn read_layout<T: Read + Seek>(vol: &mut T) -> io::Result<Layout> {
-    let mut bs = [0u8; SECTOR as usize];
+    let mut sector = [0u8; SECTOR as usize];
     vol.seek(SeekFrom::Start(0))?;
-    vol.read_exact(&mut bs)?;
-    let spc = u64::from(bs[0x0d]);
-    let reserved = u64::from(le::u16_at(&bs, 0x0e));
-    let fats = u64::from(bs[0x10]);
-    let per_fat = u64::from(le::u32_at(&bs, 0x24));
-    let total = u64::from(le::u32_at(&bs, 0x20));
-    let data = reserved + fats * per_fat;
-    if spc == 0 || per_fat == 0 || total <= data {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not a FAT32 volume",
-        ));
+    vol.read_exact(&mut sector)?;
+    let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
+    let bs = BootSector::parse(&sector).map_err(invalid)?;
+    if bs.fat_type() != FatType::Fat32 {
+        return Err(invalid("not a FAT32 volume".into()));
     }
     Ok(Layout {
-        cluster_bytes: spc * SECTOR,
-        fat_at: reserved * SECTOR,
-        data_at: data * SECTOR,
-        clusters: u32::try_from((total - data) / spc).unwrap_or(u32::MAX),
-        root: le::u32_at(&bs, 0x2c),
+        cluster_bytes: bs.cluster_bytes(),
+        fat_at: u64::from(bs.reserved_sectors) * SECTOR,
+        data_at: bs.first_data_sector() * SECTOR,
+        clusters: bs.clusters(),
+        root: Field::RootCluster.read(&sector),
     })
 }
 
