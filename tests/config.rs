@@ -246,7 +246,7 @@ fn write_state_from_a_vmware_bundle() {
     let (code, report) = verify_against(&stick, "esxi40", &[]);
     assert_eq!(code, Some(1), "{report}");
     assert!(
-        report.contains("FAIL bank 5: state.tgz: sha256"),
+        report.contains("FAIL bank 5: state.tgz: differs from the source"),
         "{report}"
     );
 

@@ -340,14 +340,18 @@ fn a_stick_that_stores_wrong_bytes_fails_its_verification_alone_exit_1() {
     assert_eq!(bad["ok"], false);
     assert_eq!(bad["error"]["kind"], "verify-failed");
     assert_eq!(bad["verify"]["ok"], false);
-    let item = bad["verify"]["checks"]
+    let failed = bad["verify"]["checks"]
         .as_array()
         .unwrap()
         .iter()
         .find(|c| c["ok"] == false)
-        .and_then(|c| c["item"].as_str())
-        .unwrap()
-        .to_string();
+        .unwrap();
+    let item = failed["item"].as_str().unwrap().to_string();
+    let detail = failed["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("differs from the source: BLAKE3 "),
+        "{detail}"
+    );
     let name = item.strip_prefix("bank 5: ").expect("a file of bank 5");
     // mcopy, not esxstick, says the file differs on that stick only.
     let source = mcopy_file(&fixture("esxi40"), 5, name);

@@ -85,7 +85,9 @@ pub fn boot_code(bytes: &[u8]) -> [u8; BOOT_CODE_BYTES] {
 /// chain checked by hand first, then the whole table by mbrman.
 pub fn read(source: &Source, disk_sectors: u64) -> Result<PartitionTable> {
     walk_ebr_chain(source, disk_sectors, MAX_LOGICAL)?;
-    let mbr = mbrman::MBR::read_from(&mut source.reader(), SECTOR as u32).map_err(|e| match e {
+    // mbrman decodes a byte at a time: buffered, a sector costs one read.
+    let mut reader = io::BufReader::with_capacity(SECTOR as usize, source.reader());
+    let mbr = mbrman::MBR::read_from(&mut reader, SECTOR as u32).map_err(|e| match e {
         mbrman::Error::Io(source) => Error::Read {
             what: "the partition table".to_string(),
             offset: 0,

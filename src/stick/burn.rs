@@ -1,10 +1,9 @@
 //! Write, then verify: the whole of `esxstick write` as one library call,
 //! so that a front end only chooses and shows, never orchestrates phases.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
+use crate::digest::Digests;
 use crate::error::{Error, Result, StickState};
 use crate::esxi::inventory::Inventory;
 use crate::image::source::Source;
@@ -61,7 +60,7 @@ pub(super) fn then_verify(
     target: &Target,
     observer: &dyn Observer,
     (verify, bytes): (bool, u64),
-    prove: impl FnOnce(&Source, &BTreeMap<String, String>) -> Result<VerifyReport>,
+    prove: impl FnOnce(&Source, &Digests) -> Result<VerifyReport>,
 ) -> Result<Outcome> {
     if !verify {
         return Ok(Outcome {
@@ -78,7 +77,7 @@ pub(super) fn then_verify(
     }
     let phase = Timer::start(observer, Phase::Verify, bytes);
     let stick = Source::open_uncached(target.path())?;
-    let result = prove(&stick, &report.sha256)?;
+    let result = prove(&stick, &report.digests)?;
     phase.inc(bytes);
     report.phases.push(phase.finish());
     Ok(Outcome {

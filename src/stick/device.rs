@@ -325,13 +325,6 @@ impl Target {
         }
     }
 
-    /// The medium the target's bytes live on: the block device itself,
-    /// or the device of an image file's file system. Targets on one
-    /// medium share its bandwidth.
-    pub fn medium(&self) -> u64 {
-        self.identity.0
-    }
-
     /// The open file.
     pub fn file(&self) -> &File {
         &self.file

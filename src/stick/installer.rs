@@ -13,12 +13,11 @@
 //! Then, unless skipped, the stick is read back and verified.
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
 use std::io::{self, Seek, SeekFrom, Write};
 
 use fscommon::StreamSlice;
 
-use crate::digest::Sha256Writer;
+use crate::digest::{Digests, FileDigest, FileHasher};
 use crate::error::{Error, InstallerProblem, Result};
 use crate::esxi::installer::InstallerIso;
 use crate::esxi::modules::Checker;
@@ -96,7 +95,7 @@ pub fn write(
         done: &|n| phase.inc(n),
         hash: options.verify,
     };
-    let sha256 = copy.volume().map_err(fail(WriteStep::InstallerFiles))?;
+    let digests = copy.volume().map_err(fail(WriteStep::InstallerFiles))?;
     disk.sync()
         .map_err(|e| fail(WriteStep::Sync)(disk.err(e)))?;
     phases.push(phase.finish());
@@ -121,7 +120,7 @@ pub fn write(
         plan_write_bytes: plan.write_bytes,
         bytes_written: written.get(),
         phases,
-        sha256,
+        digests,
         stream: None,
         modules_checked: Some(modules_checked),
     })
@@ -164,8 +163,8 @@ type VolumeIo<'d> = MetaCache<StreamSlice<write::DiskView<'d>>>;
 
 impl Copy<'_> {
     /// Formats the volume, copies every file, and writes the metadata
-    /// back: the SHA-256 of every file copied (when hashing).
-    fn volume(&self) -> Result<BTreeMap<String, String>> {
+    /// back: the hashes of every file copied (when hashing).
+    fn volume(&self) -> Result<Digests> {
         let disk = self.disk;
         let (start, sectors) = self.plan.extent();
         let fat = &self.plan.fat;
@@ -181,17 +180,17 @@ impl Copy<'_> {
         for dir in &self.plan.dirs {
             root.create_dir(dir).map_err(|e| disk.err(e))?;
         }
-        let mut sha256 = BTreeMap::new();
+        let mut digests = Digests::default();
         for file in &self.plan.files {
-            if let Some(hash) = self.file(&root, file)? {
-                sha256.insert(file.path.clone(), hash);
+            if let Some(digest) = self.file(&root, file)? {
+                digests.insert(file.path.clone(), digest);
             }
         }
         drop(root);
         fs.unmount().map_err(|e| disk.err(e))?;
         shortnames::strip_long_names(&mut cache).map_err(|e| disk.err(e))?;
         cache.write_back().map_err(|e| disk.err(e))?;
-        Ok(sha256)
+        Ok(digests)
     }
 
     /// The volume fatfs formatted has the planned clusters.
@@ -214,12 +213,12 @@ impl Copy<'_> {
         Ok(())
     }
 
-    /// Copies one planned file; its SHA-256 when hashing.
+    /// Copies one planned file; its hashes when hashing.
     fn file(
         &self,
         root: &fatfs::Dir<'_, &mut VolumeIo<'_>>,
         file: &StickFile,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<FileDigest>> {
         let disk = self.disk;
         let mut out = root.create_file(&file.path).map_err(|e| disk.err(e))?;
         out.truncate().map_err(|e| disk.err(e))?;
@@ -238,7 +237,7 @@ impl Copy<'_> {
                 disk,
                 since_kick: 0,
             },
-            hash: self.hash.then(|| Sha256Writer::new(io::sink())),
+            hash: self.hash.then(FileHasher::default),
             checker,
         };
         if let Some(c) = checker {
@@ -265,7 +264,7 @@ impl Copy<'_> {
         if let Some(c) = checker {
             c.end();
         }
-        let hash = tee.hash.take().map(|h| h.finish().1);
+        let hash = tee.hash.take().map(FileHasher::finish);
         out.flush().map_err(|e| disk.err(e))?;
         Ok(hash)
     }

@@ -15,10 +15,9 @@
 //! at most [`MAX_ENTRIES`] entries so that a looping chain cannot hold
 //! the walk.
 
-use std::collections::BTreeMap;
 use std::io::{self, Read};
 
-use crate::digest::Sha256Writer;
+use crate::digest::{self, Digests};
 use crate::error::Result;
 use crate::esxi::bootcfg::BootCfg;
 use crate::esxi::installer::{self, InstallerIso};
@@ -57,12 +56,14 @@ pub fn is_installer_stick(stick: &Source) -> bool {
 }
 
 /// Verifies `stick` against `iso` and the `plan` it was written with;
-/// `known` holds the SHA-256 of files hashed while they were copied.
+/// `known` holds the hashes of files taken while they were copied. Each
+/// file on the stick is compared with the ISO's by BLAKE3
+/// ([`crate::digest`]).
 pub fn against(
     stick: &Source,
     iso: &InstallerIso,
     plan: &InstallerPlan,
-    known: &BTreeMap<String, String>,
+    known: &Digests,
 ) -> Result<VerifyReport> {
     let mut report = VerifyReport::new("against-source", Some(layout::LAYOUT.into()));
     let Some(part) = check_table(stick, Some(plan), &mut report) else {
@@ -75,25 +76,23 @@ pub fn against(
     };
     let on_stick = walk(&fs.root_dir(), "")?;
     for f in &plan.files {
-        let expected = match (&f.from, known.get(&f.path)) {
+        let expected = match (&f.from, known.blake3.get(&f.path)) {
             (_, Some(hash)) => hash.clone(),
-            (FileFrom::Made { sha256, .. }, None) => sha256.clone(),
+            (FileFrom::Made { text, .. }, None) => digest::blake3(text.as_bytes()),
             (FileFrom::Iso { start }, None) => {
                 let on_iso = crate::image::isofs::IsoFile {
                     path: f.path.clone(),
                     start: *start,
                     bytes: f.bytes,
                 };
-                let mut hash = Sha256Writer::new(io::sink());
-                installer::copy_file(&iso.source, &on_iso, &mut hash)?;
-                hash.finish().1
+                digest::blake3_of(|into| installer::copy_file(&iso.source, &on_iso, into))?
             }
         };
         let (ok, detail) = match hash_file(&fs, &f.path) {
-            Ok((bytes, got)) if got == expected => (true, format!("{bytes} bytes, SHA-256 equal")),
+            Ok((bytes, got)) if got == expected => (true, format!("{bytes} bytes, equal")),
             Ok((bytes, got)) => (
                 false,
-                format!("{bytes} bytes, SHA-256 {got}, expected {expected}"),
+                format!("{bytes} bytes, BLAKE3 {got}, expected {expected}"),
             ),
             Err(e) => (false, format!("cannot be read: {e}")),
         };
@@ -380,12 +379,14 @@ fn read_file(fs: &Fs, path: &str, into: &mut dyn io::Write, limit: u64) -> io::R
     io::copy(&mut file.take(limit), into)
 }
 
-/// The size and SHA-256 of the file at `path`.
+/// The size and BLAKE3 of the file at `path`.
 fn hash_file(fs: &Fs, path: &str) -> io::Result<(u64, String)> {
-    let mut hash = Sha256Writer::new(io::sink());
-    read_file(fs, path, &mut hash, u64::MAX)?;
-    let bytes = hash.bytes();
-    Ok((bytes, hash.finish().1))
+    let mut bytes = 0;
+    let hash = digest::blake3_of(|into| {
+        bytes = read_file(fs, path, into, u64::MAX)?;
+        Ok::<_, io::Error>(())
+    })?;
+    Ok((bytes, hash))
 }
 
 /// A read of the stick failed.

@@ -21,11 +21,11 @@
 //!    the new bank.
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
 use std::io::{Seek, SeekFrom, Write};
 
 use serde::Serialize;
 
+use crate::digest::Digests;
 use crate::error::{Error, Result, UpdateProblem};
 use crate::esxi::bootcfg;
 use crate::esxi::config::state::STATE_TGZ;
@@ -308,19 +308,19 @@ pub fn update(
         disk: &disk,
         observer,
     };
-    let mut sha256 = BTreeMap::new();
-    let files = copy.files(Phase::Modules, &|f| !is_boot_cfg(f), &mut sha256);
+    let mut digests = Digests::default();
+    let files = copy.files(Phase::Modules, &|f| !is_boot_cfg(f), &mut digests);
     phases.push(files.map_err(fail(UpdateStep::Files(n)))?);
     // A stream's MD5 covers the whole image: the new bank is committed
     // only once the rest of it has been hashed.
     let check = Timer::start(observer, Phase::SourceCheck, 0);
     let stream = source.finish().map_err(fail(UpdateStep::SourceCheck))?;
     phases.push(check.finish());
-    let commit = copy.files(Phase::Commit, &is_boot_cfg, &mut sha256);
+    let commit = copy.files(Phase::Commit, &is_boot_cfg, &mut digests);
     phases.push(commit.map_err(fail(UpdateStep::Commit(n)))?);
     let timer = Timer::start(observer, Phase::Verify, plan.bank.used_bytes);
     let stick = Source::open_uncached(target.path())?;
-    let verify = verify::updated(&stick, source, inv, &plan.bank, &plan.partition, &sha256)?;
+    let verify = verify::updated(&stick, source, inv, &plan.bank, &plan.partition, &digests)?;
     timer.inc(plan.bank.used_bytes);
     phases.push(timer.finish());
     Ok(Outcome {
@@ -346,13 +346,13 @@ struct Copy<'a> {
 
 impl Copy<'_> {
     /// Copies the planned files `which` selects into the formatted bank
-    /// (their SHA-256 into `sha256`), writes the metadata back and syncs;
+    /// (their hashes into `digests`), writes the metadata back and syncs;
     /// reported as `phase`.
     fn files(
         &self,
         phase: Phase,
         which: &dyn Fn(&str) -> bool,
-        sha256: &mut BTreeMap<String, String>,
+        digests: &mut Digests,
     ) -> Result<PhaseTime> {
         let bank = &self.plan.bank;
         let bytes = bank
@@ -379,7 +379,7 @@ impl Copy<'_> {
         };
         let extent = (self.plan.partition.start, self.plan.partition.sectors);
         with_bank(self.disk, extent, session, |root| {
-            fill.fill(root, Some(sha256), which)
+            fill.fill(root, Some(digests), which)
         })?;
         self.disk.sync().map_err(|e| self.disk.err(e))?;
         Ok(timer.finish())

@@ -6,13 +6,11 @@
 //! report (exit 1), never an error. Errors are for a source that cannot
 //! be read (exit 2).
 
-use std::collections::BTreeMap;
-use std::io;
 use std::ops::ControlFlow;
 
 use serde::Serialize;
 
-use crate::digest::Sha256Writer;
+use crate::digest::{self, Digests, FileDigest, FileHasher};
 use crate::error::{Error, Result};
 use crate::esxi::inventory::{self, Inventory};
 use crate::esxi::modules;
@@ -106,7 +104,7 @@ pub fn against_stick(
         return Ok(report);
     }
     let plan = choose::plan_of_stick(stick, payload, layout, size)?;
-    against(stick, source, inv, &plan, &BTreeMap::new())
+    against(stick, source, inv, &plan, &Digests::default())
 }
 
 /// What a stick without a valid partition table is told: the reason, and
@@ -122,8 +120,9 @@ fn no_table(e: &Error) -> String {
 
 /// Verifies `stick` against the source it was written from: the table as
 /// planned, the boot partition's bytes (after the planned patch), each
-/// bank's boot sector, label and ID, every file's SHA-256, and FAT
-/// consistency. `known` holds source-file hashes already computed (by
+/// bank's boot sector, label and ID, every file equal to the source's
+/// (by BLAKE3, see [`crate::digest`]; the report shows the SHA-256), and
+/// FAT consistency. `known` holds source-file hashes already computed (by
 /// `write`, from the very bytes it copied); other files are hashed from
 /// the source.
 pub fn against(
@@ -131,7 +130,7 @@ pub fn against(
     source: &Source,
     inv: &Inventory,
     plan: &Plan,
-    known: &BTreeMap<String, String>,
+    known: &Digests,
 ) -> Result<VerifyReport> {
     let mut report = VerifyReport::new("against-source", Some(plan.layout.clone()));
     check_table(stick, inv, plan, &mut report);
@@ -322,7 +321,7 @@ fn check_bank(
     source_volume: Option<&Volume>,
     plan: &Plan,
     bank: &BankPlan,
-    known: &BTreeMap<String, String>,
+    known: &Digests,
     report: &mut VerifyReport,
 ) -> Result<()> {
     let Some(planned) = plan.partitions.iter().find(|p| p.entry == bank.entry) else {
@@ -344,14 +343,14 @@ fn check_bank(
 }
 
 /// Checks the bank `bank` planned, found on the stick at `part`: boot
-/// sector, UUID, FAT, label, every planned file's SHA-256 (`known`, the
-/// replacement's, or the source's) and no file more.
+/// sector, UUID, FAT, label, every planned file equal to what was copied
+/// (`known`, the replacement, or the source's file) and no file more.
 fn check_bank_at(
     stick: &Source,
     source_volume: Option<&Volume>,
     part: &Partition,
     bank: &BankPlan,
-    known: &BTreeMap<String, String>,
+    known: &Digests,
     report: &mut VerifyReport,
 ) -> Result<()> {
     let name = format!("bank {}", bank.entry);
@@ -390,8 +389,8 @@ fn check_bank_at(
     }
     for f in &bank.files {
         let want = || match &f.replaced {
-            Some(r) => Ok(Some(r.sha256.clone())),
-            None => source_hash(f, known, source_volume),
+            Some(r) => Ok(Some(FileDigest::of(&r.bytes))),
+            None => source_digest(f, known, source_volume),
         };
         bank_files.check_file(f, want, report)?;
     }
@@ -508,13 +507,14 @@ impl BankFiles<'_, '_> {
         }
     }
 
-    /// Checks that the planned file `f` is on the stick with the SHA-256
-    /// it has in the source, which `want` gives (`None`: not found there)
-    /// once the stick's copy is hashed.
+    /// Checks that the planned file `f` is on the stick as it is in the
+    /// source, whose hashes `want` gives (`None`: not found there) once
+    /// the stick's copy is hashed: equal BLAKE3 sums, reported with the
+    /// source's SHA-256.
     fn check_file(
         &self,
         f: &PayloadFile,
-        want: impl FnOnce() -> Result<Option<String>>,
+        want: impl FnOnce() -> Result<Option<FileDigest>>,
         report: &mut VerifyReport,
     ) -> Result<()> {
         let item = format!("{}: {}", self.name, f.name);
@@ -530,11 +530,16 @@ impl BankFiles<'_, '_> {
             }
         };
         match want()? {
-            Some(want) if want == stick_hash => report.add(item, true, format!("sha256 {want}")),
+            Some(want) if want.blake3 == stick_hash => {
+                report.add(item, true, format!("sha256 {}", want.sha256))
+            }
             Some(want) => report.add(
                 item,
                 false,
-                format!("sha256 {stick_hash} on the stick, {want} in the source"),
+                format!(
+                    "differs from the source: BLAKE3 {stick_hash} on the stick, {} in the source",
+                    want.blake3
+                ),
             ),
             None => report.add(item, false, "not found in the source bank"),
         }
@@ -557,29 +562,32 @@ impl BankFiles<'_, '_> {
     }
 }
 
-/// The SHA-256 of the planned file `f` in the source: as `write`
-/// computed it (`known`), or read from the source's bank (`None` when
+/// The hashes of the planned file `f` in the source: as `write`
+/// computed them (`known`), or read from the source's bank (`None` when
 /// there is none).
-fn source_hash(
+fn source_digest(
     f: &PayloadFile,
-    known: &BTreeMap<String, String>,
+    known: &Digests,
     source_volume: Option<&Volume>,
-) -> Result<Option<String>> {
+) -> Result<Option<FileDigest>> {
     let entry = || FileEntry {
         path: f.name.clone(),
         bytes: f.bytes,
     };
     Ok(match (known.get(&f.name), source_volume) {
-        (Some(hash), _) => Some(hash.clone()),
-        (None, Some(v)) => Some(hash_file(v, &entry())?),
+        (Some(digest), _) => Some(digest),
+        (None, Some(v)) => {
+            let mut hasher = FileHasher::default();
+            v.copy_file(&entry(), &mut hasher)?;
+            Some(hasher.finish())
+        }
         (None, None) => None,
     })
 }
 
+/// The BLAKE3 of `entry`, read from `volume`.
 fn hash_file(volume: &Volume, entry: &FileEntry) -> Result<String> {
-    let mut hasher = Sha256Writer::new(io::sink());
-    volume.copy_file(entry, &mut hasher)?;
-    Ok(hasher.finish().1)
+    digest::blake3_of(|into| volume.copy_file(entry, into).map(drop))
 }
 
 fn fsck_item(
@@ -601,14 +609,14 @@ fn fsck_item(
 /// from the active bank of `source` (`inv`): the stick's self-check
 /// ([`self_check`]), that ESXi's boot loader now chooses the new bank,
 /// and the new bank as planned — boot sector, the UUID it kept, label,
-/// FAT, every file's SHA-256 (`known`, as copied) and no file more.
+/// FAT, every file as copied (`known`) and no file more.
 pub fn updated(
     stick: &Source,
     source: &Source,
     inv: &Inventory,
     bank: &BankPlan,
     part: &Partition,
-    known: &BTreeMap<String, String>,
+    known: &Digests,
 ) -> Result<VerifyReport> {
     let mut report = self_check(stick)?;
     report.mode = "update";

@@ -14,7 +14,6 @@
 //! Only what the stick needs is written — never the free space.
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -25,7 +24,7 @@ use std::path::Path;
 use fscommon::StreamSlice;
 use serde::Serialize;
 
-use crate::digest::Sha256Writer;
+use crate::digest::{Digests, FileHasher};
 use crate::error::{Error, FatProblem, Result, StickState};
 use crate::esxi::inventory::{Inventory, Module};
 use crate::esxi::modules::Checker;
@@ -66,8 +65,11 @@ pub struct WriteReport {
     /// Time per phase.
     pub phases: Vec<PhaseTime>,
     /// SHA-256 of every file copied into bank 5, as read from the source
-    /// (computed when a verification follows; empty with --no-verify).
-    pub sha256: BTreeMap<String, String>,
+    /// (computed when a verification follows; empty with --no-verify),
+    /// serialised as `sha256`; the BLAKE3 sums the read-back is compared
+    /// with ride along unserialised.
+    #[serde(flatten)]
+    pub digests: Digests,
     /// For a compressed source: how much of it was read, and its MD5.
     pub stream: Option<StreamReport>,
     /// The modules whose gzip streams were checked (CRC-32 and length)
@@ -76,7 +78,7 @@ pub struct WriteReport {
 }
 
 /// Writes `plan` (made from `inv` of `source`) onto `target`. With
-/// `hash`, the SHA-256 of every file is computed from the bytes copied
+/// `hash`, the hashes of every file are computed from the bytes copied
 /// (for the verification that follows) and reported. With
 /// `check_modules`, every module's gzip stream is checked from the bytes
 /// copied, on a second core, and a damaged one stops the write before the
@@ -153,7 +155,7 @@ pub(super) fn write_gated(
         }
     )
     .then(|| Checker::start(inv.active_bank.partition));
-    let (time, sha256) = job.banks(hash, checker.as_ref())?;
+    let (time, digests) = job.banks(hash, checker.as_ref())?;
     phases.push(time);
     let proven = match gate {
         Gate::Own { .. } => Proven {
@@ -172,14 +174,14 @@ pub(super) fn write_gated(
         plan_write_bytes: plan.write_bytes,
         bytes_written: written.get(),
         phases,
-        sha256,
+        digests,
         stream: proven.stream,
         modules_checked: proven.modules_checked,
     })
 }
 
 /// Reads every file `plan` copies from `source` (of inventory `inv`) as
-/// a write would, into nothing: each file's SHA-256 added to `sha256`
+/// a write would, into nothing: each file's hashes added to `digests`
 /// when given, each module's bytes handed to `checker` when given. One
 /// pass proves the source for several targets written at once.
 pub(super) fn read_through(
@@ -187,14 +189,14 @@ pub(super) fn read_through(
     inv: &Inventory,
     plan: &Plan,
     checker: Option<&Checker>,
-    mut sha256: Option<&mut BTreeMap<String, String>>,
+    mut digests: Option<&mut Digests>,
 ) -> Result<()> {
     let mut volume = None;
     for f in plan.banks.iter().flat_map(|b| &b.files) {
         let checker = checker.filter(|_| is_module(&inv.modules, &f.name));
         let mut tee = Tee {
             inner: io::sink(),
-            hash: sha256.is_some().then(|| Sha256Writer::new(io::sink())),
+            hash: digests.is_some().then(FileHasher::default),
             checker,
         };
         if let Some(checker) = checker {
@@ -222,8 +224,8 @@ pub(super) fn read_through(
         if let Some(checker) = checker {
             checker.end();
         }
-        if let (Some(map), Some(hash)) = (sha256.as_deref_mut(), tee.hash) {
-            map.insert(f.name.clone(), hash.finish().1);
+        if let (Some(map), Some(hash)) = (digests.as_deref_mut(), tee.hash) {
+            map.insert(f.name.clone(), hash.finish());
         }
     }
     Ok(())
@@ -322,17 +324,13 @@ impl Job<'_> {
     }
 
     /// Steps 3 and 4: every bank formatted and filled, then synced; with
-    /// `hash`, the SHA-256 of every file copied; with `checker`, every
+    /// `hash`, the hashes of every file copied; with `checker`, every
     /// module's bytes handed to it as they are copied.
-    fn banks(
-        &self,
-        hash: bool,
-        checker: Option<&Checker>,
-    ) -> Result<(PhaseTime, BTreeMap<String, String>)> {
+    fn banks(&self, hash: bool, checker: Option<&Checker>) -> Result<(PhaseTime, Digests)> {
         let banks = &self.plan.banks;
         let files: u64 = banks.iter().flat_map(|b| &b.files).map(|f| f.bytes).sum();
         let phase = Timer::start(self.observer, Phase::Modules, files);
-        let mut sha256 = BTreeMap::new();
+        let mut digests = Digests::default();
         for bank in banks {
             let fill = Fill {
                 source: self.source,
@@ -343,11 +341,11 @@ impl Job<'_> {
                 checker,
                 modules: &self.inv.modules,
             };
-            write_bank(self.plan, &fill, hash.then_some(&mut sha256))
+            write_bank(self.plan, &fill, hash.then_some(&mut digests))
                 .map_err(self.fail(WriteStep::Bank(bank.entry)))?;
         }
         self.disk.sync().map_err(self.io_fail(WriteStep::Sync))?;
-        Ok((phase.finish(), sha256))
+        Ok((phase.finish(), digests))
     }
 
     /// A stream's MD5 covers the whole image: the table is written only
@@ -454,17 +452,13 @@ fn copy_boot(
 
 /// Formats one bank and copies its files (or writes the generated
 /// boot.cfg of an alternate bank).
-fn write_bank(
-    plan: &Plan,
-    fill: &Fill,
-    sha256: Option<&mut BTreeMap<String, String>>,
-) -> Result<()> {
+fn write_bank(plan: &Plan, fill: &Fill, digests: Option<&mut Digests>) -> Result<()> {
     let part = plan.entry(fill.bank.entry)?;
     with_bank(
         fill.disk,
         (part.start, part.sectors),
         Session::Format(fill.bank),
-        |root| fill.fill(root, sha256, &|_| true),
+        |root| fill.fill(root, digests, &|_| true),
     )
 }
 
@@ -571,12 +565,12 @@ impl Fill<'_> {
     /// Writes the bank's files that `which` selects (by name) below
     /// `root`: the generated boot.cfg, if the plan has one, then every
     /// planned file — a replaced one from its content, the others from
-    /// the source's active bank — adding each SHA-256 to `sha256` when
-    /// given.
+    /// the source's active bank — adding each one's hashes to `digests`
+    /// when given.
     pub(super) fn fill<T: fatfs::ReadWriteSeek>(
         &self,
         root: &fatfs::Dir<'_, T>,
-        mut sha256: Option<&mut BTreeMap<String, String>>,
+        mut digests: Option<&mut Digests>,
         which: &dyn Fn(&str) -> bool,
     ) -> Result<()> {
         let disk = self.disk;
@@ -602,7 +596,7 @@ impl Fill<'_> {
                     )?)),
                 },
             };
-            copy_file(root, from, f, self, sha256.as_deref_mut())?;
+            copy_file(root, from, f, self, digests.as_deref_mut())?;
         }
         Ok(())
     }
@@ -617,14 +611,14 @@ enum Content<'a, 'v> {
 }
 
 /// Copies the planned file `f` from `from` to the same path below
-/// `root`: its SHA-256 added to `sha256` when given, its bytes handed to
+/// `root`: its hashes added to `digests` when given, its bytes handed to
 /// the fill's module check when it is a module.
 fn copy_file<T: fatfs::ReadWriteSeek>(
     root: &fatfs::Dir<'_, T>,
     from: Content,
     f: &PayloadFile,
     fill: &Fill,
-    sha256: Option<&mut BTreeMap<String, String>>,
+    digests: Option<&mut Digests>,
 ) -> Result<()> {
     let disk = fill.disk;
     let (dir, name) = match f.name.rsplit_once('/') {
@@ -645,7 +639,7 @@ fn copy_file<T: fatfs::ReadWriteSeek>(
             disk,
             since_kick: 0,
         },
-        hash: sha256.is_some().then(|| Sha256Writer::new(io::sink())),
+        hash: digests.is_some().then(FileHasher::default),
         checker,
     };
     if let Some(checker) = checker {
@@ -669,8 +663,8 @@ fn copy_file<T: fatfs::ReadWriteSeek>(
     if let Some(checker) = checker {
         checker.end();
     }
-    if let (Some(map), Some(hash)) = (sha256, tee.hash) {
-        map.insert(f.name.clone(), hash.finish().1);
+    if let (Some(map), Some(hash)) = (digests, tee.hash) {
+        map.insert(f.name.clone(), hash.finish());
     }
     out.flush().map_err(|e| disk.err(e))
 }
@@ -680,8 +674,8 @@ fn copy_file<T: fatfs::ReadWriteSeek>(
 pub(super) struct Tee<'a, W: Write> {
     /// Where the bytes go.
     pub inner: W,
-    /// Their hash, when wanted.
-    pub hash: Option<Sha256Writer<io::Sink>>,
+    /// Their hashes, when wanted.
+    pub hash: Option<FileHasher>,
     /// The module check they are handed to, when wanted.
     pub checker: Option<&'a Checker>,
 }
@@ -693,7 +687,7 @@ impl<W: Write> Write for Tee<'_, W> {
             .get(..n)
             .ok_or_else(|| io::Error::other("a writer took more bytes than it was given"))?;
         if let Some(hash) = &mut self.hash {
-            hash.write_all(taken)?;
+            hash.update(taken);
         }
         if let Some(checker) = self.checker {
             checker.data(taken);
@@ -840,16 +834,11 @@ impl<'a> Disk<'a> {
         }
     }
 
-    /// Starts writing dirty pages to the medium without waiting
-    /// (POSIX_FADV_DONTNEED does that on Linux); the fsync that follows
-    /// then has little left to do. Only a hint: failure changes nothing.
+    /// Starts writing dirty pages to the medium without waiting; the
+    /// fsync that follows then has little left to do. Only a hint:
+    /// failure changes nothing.
     fn start_writeback(&self) {
-        let _ = nix::fcntl::posix_fadvise(
-            self.file,
-            0,
-            0,
-            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-        );
+        let _ = ioctl::start_writeback(self.file);
     }
 }
 
