@@ -225,6 +225,17 @@ pub enum Error {
         state: StickState,
     },
 
+    /// Wiping was interrupted (SIGINT, SIGTERM) between two writes.
+    #[error("wiping {} interrupted at {step}: {state}; run the same command again", path.display())]
+    WipeInterrupted {
+        /// The target path.
+        path: PathBuf,
+        /// What was being written.
+        step: crate::stick::wipe::WipeStep,
+        /// The state the stick is left in.
+        state: StickState,
+    },
+
     /// A volume label that FAT cannot hold.
     #[error("--label {label:?}: {reason}")]
     Label {
@@ -1032,6 +1043,7 @@ impl Error {
             Error::UpdateFailed { .. } => "update-failed",
             Error::DamagedModule { .. } => "damaged-module",
             Error::WipeFailed { .. } => "wipe-failed",
+            Error::WipeInterrupted { .. } => "interrupted",
             Error::Label { .. } => "label",
         }
     }

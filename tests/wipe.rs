@@ -252,6 +252,39 @@ fn an_injected_failure_at_any_write_leaves_no_valid_table() {
     assert_wiped(&stick, 48 << 20, "c", "USB", &dir);
 }
 
+#[test]
+fn ctrl_c_stops_a_wipe_between_two_writes_with_one_line_and_no_table() {
+    let dir = scratch("wipe-interrupt");
+    let stick = esxi_stick(&dir);
+    // The process signals itself at its 3rd write (inside the format,
+    // after the old table was zeroed), as a user pressing Ctrl-C then.
+    for (fault, code) in [("write:3:sigint", 130), ("write:3:sigterm", 143)] {
+        let out = Command::new(env!("CARGO_BIN_EXE_esxstick"))
+            .args(["wipe", s(&stick), "--yes"])
+            .env("ESXSTICK_FAULT", fault)
+            .output()
+            .expect("run esxstick");
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(code), "{fault}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{fault}: {err}");
+        assert!(
+            err.starts_with(&format!("esxstick: wiping {} interrupted at ", s(&stick))),
+            "{err}"
+        );
+        assert!(err.contains("no valid partition table"), "{err}");
+        assert!(err.ends_with("run the same command again\n"), "{err}");
+        let sfdisk = Command::new("sfdisk")
+            .args(["-d", s(&stick)])
+            .output()
+            .unwrap();
+        assert!(!sfdisk.status.success(), "{fault}: {}", stdout(&sfdisk));
+    }
+    let out = esxstick(&["wipe", s(&stick), "--yes"]);
+    assert!(out.status.success(), "the rerun: {}", stderr(&out));
+    let bytes = fs::metadata(&stick).unwrap().len();
+    assert_wiped(&stick, bytes, "c", "USB", &dir);
+}
+
 /// `esxstick wipe TARGET` on a terminal (script gives one), answering
 /// `answer`: what the terminal showed.
 fn wipe_on_terminal(target: &Path, answer: &[u8]) -> String {

@@ -254,8 +254,9 @@ pub enum Command {
     ///
     /// With --against: the partition table as planned, the boot partition
     /// byte-equal to the source's (after the planned BPB patch), every
-    /// bank file SHA-256-equal to the source's, FATs consistent. The layout
-    /// is recognised from the stick's table unless --layout is given.
+    /// bank file equal to the source's (by BLAKE3), FATs consistent. The
+    /// layout is recognised from the stick's table unless --layout is
+    /// given.
     /// Without: a sane table, a boot sector and ldlinux.sys, consistent
     /// FATs, every module boot.cfg names present, and every gzip module
     /// complete with a correct CRC-32 and length. Reads bypass the page

@@ -1,11 +1,12 @@
-//! Ctrl-C (SIGINT) and SIGTERM during `write`. Until the target is opened
-//! nothing has been written, and a signal ends esxstick at once with a
-//! line saying so. From then on the signal is only noted: the library
-//! sees it through [`Observer::cancelled`](esxstick::progress::Observer)
-//! and stops between two writes, and the command ends with one line
-//! naming the phase and the state of the stick, exiting 128 + the signal
-//! number (130, 143). While the user is asked to confirm, a signal ends
-//! esxstick at once again.
+//! Ctrl-C (SIGINT) and SIGTERM during `write` and `wipe`. Until the
+//! target is opened nothing has been written, and a signal ends esxstick
+//! at once with a line saying so. From then on the signal is only noted:
+//! the library sees it through
+//! [`Observer::cancelled`](esxstick::progress::Observer) and stops between
+//! two writes, and the command ends with one line naming the phase and
+//! the state of the stick, exiting 128 + the signal number (130, 143).
+//! While the user is asked to confirm, a signal ends esxstick at once
+//! again.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -66,7 +66,7 @@ pub fn main() -> ExitCode {
             }
             eprintln!("esxstick: {message}");
             match (&e, interrupt::received()) {
-                (Error::Interrupted { .. }, Some(signal)) => {
+                (Error::Interrupted { .. } | Error::WipeInterrupted { .. }, Some(signal)) => {
                     ExitCode::from(interrupt::exit_status(signal))
                 }
                 _ => ExitCode::from(e.exit_code() as u8),
@@ -752,9 +752,13 @@ fn list_devices(args: &DevicesArgs) -> Result<(), Error> {
 /// back as one FAT32 partition.
 fn wipe(args: &WipeArgs) -> Result<(), Error> {
     let label = wipe::volume_label(&args.label)?;
+    // As for write: once the target is open a signal stops the wipe
+    // between two writes, but while the user is asked it ends esxstick.
+    interrupt::install();
+    interrupt::defer();
     let mut target = Target::open_existing(&args.target, args.consent.allow_fixed)?;
     if target.needs_confirmation() && !args.consent.yes {
-        confirm::confirm(&target)?;
+        interrupt::at_once_during(|| confirm::confirm(&target))?;
     }
     let bars = args.output.bars();
     let report = wipe::wipe(&mut target, &label, &*bars).inspect_err(|_| bars.clear())?;

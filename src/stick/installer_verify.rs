@@ -4,8 +4,8 @@
 //! * against its ISO: the table as planned (one active FAT32 partition 1
 //!   from 1 MiB, SYSLINUX's MBR boot code), the FAT32 boot sector (hidden
 //!   sectors, cluster size and count as planned), both FAT copies equal,
-//!   every file's SHA-256 equal to the ISO's (or to the file esxstick
-//!   made), and no file more (but SYSLINUX's own `LDLINUX.SYS`);
+//!   every file equal to the ISO's (or to the file esxstick made; by
+//!   BLAKE3, see [`crate::digest`]), and no file more (but SYSLINUX's own `LDLINUX.SYS`);
 //! * on its own: the table, the FAT copies, SYSLINUX.CFG's `-p 1`, both
 //!   BOOT.CFGs parsing and naming files that exist, and every gzip
 //!   module intact.

@@ -30,7 +30,7 @@ use crate::ondisk::table::{Partition, PartitionType, Scheme, TableEntry, TableSp
 use crate::plan::geometry;
 use crate::progress::{Observer, Phase, PhaseTime, Timer};
 use crate::stick::device::{Target, TargetKind};
-use crate::stick::write::{invalidate, write_tables, Disk};
+use crate::stick::write::{invalidate, is_interruption, write_tables, Disk};
 
 /// Version of the JSON report `wipe --json` prints.
 pub const SCHEMA: &str = "esxstick.wipe/1";
@@ -188,24 +188,31 @@ pub fn wipe(target: &mut Target, label: &[u8; 11], observer: &dyn Observer) -> R
     })
 }
 
-/// The error for an I/O failure at `step` of wiping `target`, saying
-/// whether anything was `written` before it.
+/// The error for an I/O failure, or a stop asked for, at `step` of
+/// wiping `target`, saying whether anything was `written` before it.
 fn failure<'a>(
     target: &'a Target,
     written: &'a Cell<u64>,
     step: WipeStep,
 ) -> impl FnOnce(io::Error) -> Error + 'a {
-    move |source| Error::WipeFailed {
-        path: target.path().to_path_buf(),
-        step,
-        cause: Box::new(Error::Write {
-            path: target.path().to_path_buf(),
-            source,
-        }),
-        state: match written.get() {
+    move |source| {
+        let path = target.path().to_path_buf();
+        let state = match written.get() {
             0 => StickState::Untouched,
             _ => StickState::NoTable,
-        },
+        };
+        if is_interruption(&source) {
+            return Error::WipeInterrupted { path, step, state };
+        }
+        Error::WipeFailed {
+            cause: Box::new(Error::Write {
+                path: path.clone(),
+                source,
+            }),
+            path,
+            step,
+            state,
+        }
     }
 }
 

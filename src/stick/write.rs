@@ -753,7 +753,7 @@ pub(super) struct Disk<'a> {
 struct Interruption;
 
 /// Whether `e` is an [`Interruption`].
-fn is_interruption(e: &io::Error) -> bool {
+pub(super) fn is_interruption(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|inner| inner.is::<Interruption>())
 }
 
