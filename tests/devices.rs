@@ -281,6 +281,21 @@ fn listed(all: &[(String, Value)], path: &str) -> Value {
         .clone()
 }
 
+/// Writes the partition table sfdisk makes of `script` onto `image`.
+fn sfdisk(image: &Path, script: &str) {
+    use std::io::Write as _;
+    let mut child = Command::new("sfdisk")
+        .args(["-q", s(image)])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("oracle sfdisk cannot run: run scripts/test, which installs it");
+    let mut stdin = child.stdin.take().expect("sfdisk's stdin");
+    stdin.write_all(script.as_bytes()).expect("write to sfdisk");
+    drop(stdin);
+    assert!(child.wait().expect("sfdisk").success(), "sfdisk {script:?}");
+}
+
 #[test]
 fn real_loop_devices_are_listed_with_size_and_contents() {
     let dir = scratch("devices-loop");
@@ -289,11 +304,31 @@ fn real_loop_devices_are_listed_with_size_and_contents() {
     let card = dir.join("card.img");
     sparse(&card, 40 << 20);
     oracle("mkfs.fat", &["-n", "LOOPCARD", s(&card)]);
+    // A stick as shops sell them: one FAT32 partition at 1 MiB (sfdisk,
+    // mkfs.fat), its label where FAT32 keeps it.
+    let usb = dir.join("usb.img");
+    sparse(&usb, 64 << 20);
+    sfdisk(&usb, "start=2048, type=c\n");
+    oracle(
+        "mkfs.fat",
+        &[
+            "-F",
+            "32",
+            "-s",
+            "1",
+            "--offset",
+            "2048",
+            "-n",
+            "SHOPSTICK",
+            s(&usb),
+        ],
+    );
     let image = fixture("esxi40");
-    let (lo_empty, lo_card, lo_image) = (
+    let (lo_empty, lo_card, lo_image, lo_usb) = (
         Loop::attach(&empty),
         Loop::attach(&card),
         Loop::attach(&image),
+        Loop::attach(&usb),
     );
     let source = s(&image);
     let out = Command::new(env!("CARGO_BIN_EXE_esxstick"))
@@ -308,6 +343,7 @@ fn real_loop_devices_are_listed_with_size_and_contents() {
         (&lo_empty, &empty, "empty"),
         (&lo_card, &card, "fat-volume"),
         (&lo_image, &image, "esxi-image"),
+        (&lo_usb, &usb, "fat-volume"),
     ] {
         let d = listed(&all, &lo.0);
         let size: u64 = stdout(&oracle("blockdev", &["--getsize64", &lo.0]))
@@ -322,6 +358,14 @@ fn real_loop_devices_are_listed_with_size_and_contents() {
         assert_eq!(d["fits"]["needs_bytes"], smallest);
     }
     assert_eq!(listed(&all, &lo_card.0)["holds"]["label"], "LOOPCARD");
+    assert!(listed(&all, &lo_card.0)["holds"]["partition"].is_null());
+    let shop = listed(&all, &lo_usb.0);
+    assert_eq!(shop["holds"]["label"], "SHOPSTICK", "{shop}");
+    assert_eq!(shop["holds"]["partition"], 1, "{shop}");
+    assert_eq!(
+        shop["holds_text"], "a FAT volume labelled \"SHOPSTICK\" in partition 1",
+        "{shop}"
+    );
     // Loop devices are not removable disks: listed only with --all.
     let out = esxstick(&["devices", "--json"]);
     let removable = by_name(&out);

@@ -213,6 +213,10 @@ const VOLUME_ID: usize = 0x27;
 const LABEL: usize = 0x2b;
 /// File system type string, 8 bytes.
 const FS_TYPE: usize = 0x36;
+/// FAT32's extended boot signature and volume label: its extended BPB
+/// follows the FAT32 fields, 0x1C bytes later than FAT12/16's.
+const FAT32_EXT_SIGNATURE: usize = 0x42;
+const FAT32_LABEL: usize = 0x47;
 /// Boot code, after the extended BPB.
 const BOOT_CODE: usize = 0x3e;
 
@@ -412,6 +416,19 @@ impl BootSector {
         FatType::from_clusters(self.clusters())
     }
 
+    /// The volume label in `sector` (the boot sector this was parsed
+    /// from), trailing blanks removed: where its FAT type keeps it, when
+    /// the extended boot signature (0x29) says it is there.
+    pub fn label(&self, sector: &[u8; 512]) -> Option<String> {
+        let (signature, label) = match self.fat_type() {
+            FatType::Fat32 => (FAT32_EXT_SIGNATURE, FAT32_LABEL),
+            FatType::Fat12 | FatType::Fat16 => (EXT_SIGNATURE, LABEL),
+        };
+        let bytes = sector.get(label..label + 11)?;
+        (sector.get(signature) == Some(&0x29))
+            .then(|| String::from_utf8_lossy(bytes).trim_end().to_string())
+    }
+
     /// Bytes of FAT that describe every data cluster (and the two
     /// reserved entries before them); a FAT may be declared larger.
     pub fn fat_bytes_needed(&self) -> u64 {
@@ -573,6 +590,18 @@ mod tests {
             .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
             .collect();
         signed_sector(&[(0, &bytes)])
+    }
+
+    #[test]
+    fn the_label_is_read_where_mkfs_fat_put_it() {
+        for (hex, label) in [(MKFS_FAT16, "HYPERVISOR1"), (MKFS_FAT12, "NO NAME")] {
+            let raw = sector(hex);
+            let bs = BootSector::parse(&raw).unwrap();
+            assert_eq!(bs.label(&raw).as_deref(), Some(label));
+            let mut unsigned = raw;
+            unsigned[EXT_SIGNATURE] = 0;
+            assert_eq!(bs.label(&unsigned), None, "no extended boot signature");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::esxi::inventory::{self, Inventory, Role};
 use crate::image::source::Source;
 use crate::ondisk::bpb::BootSector;
-use crate::ondisk::table::{self, NotADisk};
+use crate::ondisk::table::{self, NotADisk, Partition};
 use crate::plan::{choose, Payload};
 
 /// Bytes read to tell an empty target from one holding data.
@@ -39,10 +39,13 @@ pub enum Contents {
     },
     /// A compressed image or an installer ISO, as a source is.
     Compressed,
-    /// A FAT volume without a partition table.
+    /// A FAT volume: the whole target (no partition table), or the one
+    /// partition of its table.
     FatVolume {
         /// Its label.
         label: String,
+        /// The partition holding it; `None`: the whole target.
+        partition: Option<u32>,
     },
     /// A partitioned disk that is not an ESXi one.
     Partitioned {
@@ -87,11 +90,17 @@ impl Contents {
                     build: build(&inv),
                     layout: layout_of(&source, &inv),
                 },
-                Err(_) => Contents::Partitioned {
-                    partitions: t.partitions.len(),
+                Err(_) => match t.partitions.as_slice() {
+                    [only] => fat_volume(&source, Some(only))
+                        .unwrap_or(Contents::Partitioned { partitions: 1 }),
+                    all => Contents::Partitioned {
+                        partitions: all.len(),
+                    },
                 },
             },
-            Err(Error::NotADiskImage(NotADisk::Superfloppy)) => fat_volume(&source),
+            Err(Error::NotADiskImage(NotADisk::Superfloppy)) => {
+                fat_volume(&source, None).unwrap_or(Contents::Unknown)
+            }
             Err(_) if zeros(&source) => Contents::Empty,
             Err(_) => Contents::Unknown,
         }
@@ -131,7 +140,16 @@ impl fmt::Display for Contents {
                 write!(f, "an ESXi disk image (build {})", build(b))
             }
             Contents::Compressed => f.write_str("a compressed image or installer ISO"),
-            Contents::FatVolume { label } => write!(f, "a FAT volume labelled {label:?}"),
+            Contents::FatVolume { label, partition } => {
+                write!(f, "a FAT volume labelled {label:?}")?;
+                match partition {
+                    Some(n) => write!(f, " in partition {n}"),
+                    None => Ok(()),
+                }
+            }
+            Contents::Partitioned { partitions: 1 } => {
+                f.write_str("a partitioned disk (1 partition, not ESXi's)")
+            }
             Contents::Partitioned { partitions } => {
                 write!(
                     f,
@@ -158,20 +176,17 @@ fn layout_of(stick: &Source, inv: &Inventory) -> Option<String> {
         .map(|p| p.layout)
 }
 
-/// The label of the FAT volume in sector 0.
-fn fat_volume(source: &Source) -> Contents {
-    let label = source
-        .read_sector(0, "the boot sector")
-        .ok()
-        .filter(|s| BootSector::parse(s).is_ok())
-        .and_then(|s| {
-            s.get(0x2b..0x36)
-                .map(|l| String::from_utf8_lossy(l).trim().to_string())
-        });
-    match label {
-        Some(label) => Contents::FatVolume { label },
-        None => Contents::Unknown,
-    }
+/// The FAT volume in `partition` (`None`: at sector 0), with the label
+/// its boot sector holds (empty when it holds none); `None` when there
+/// is no FAT boot sector there.
+fn fat_volume(source: &Source, partition: Option<&Partition>) -> Option<Contents> {
+    let start = partition.map_or(0, |p| p.start);
+    let sector = source.read_sector(start, "the boot sector").ok()?;
+    let bs = BootSector::parse(&sector).ok()?;
+    Some(Contents::FatVolume {
+        label: bs.label(&sector).unwrap_or_default(),
+        partition: partition.map(|p| p.number),
+    })
 }
 
 /// Whether the source's first MiB (or all of it, when shorter) is zeros.
