@@ -160,6 +160,40 @@ fn update_boots_the_new_bank_and_keeps_the_old_one_as_fallback() {
     assert_eq!(now(), uuids, "each bank keeps its UUID");
 }
 
+#[test]
+fn a_damaged_module_stops_the_update_before_boot_cfg_and_the_old_bank_boots() {
+    let dir = scratch("update-bad-module");
+    let stick = dual_bank_stick(&dir, "stick.img");
+    let bank5 = partition_digest(&stick, 5);
+    // sys.vgz with a byte flipped (make-fixture): only its CRC-32 tells.
+    let out = update_cmd(&stick, Some(&fixture("bad-module")), &[])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    for want in [
+        "stopped at the check of the modules copied into bank 6",
+        "module sys.vgz: damaged gzip stream",
+        "bank 5 is untouched and still boots",
+    ] {
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    assert_eq!(partition_digest(&stick, 5), bank5, "bank 5 not touched");
+    let bank6 = mdir_files(&stick, 6);
+    assert!(bank6.iter().any(|f| f == "sys.vgz"), "{bank6:?}");
+    assert!(
+        !bank6.iter().any(|f| f.eq_ignore_ascii_case("boot.cfg")),
+        "no boot.cfg makes bank 6 bootable: {bank6:?}"
+    );
+    eprintln!("after the stopped update: {}", boots(&stick, 5));
+    // The same stick updates from a sound source.
+    let report = update(&stick, Some(&fixture("alt-active")), &[]);
+    let checked = report["update"]["modules_checked"].as_array().unwrap();
+    assert!(checked.iter().any(|m| m == "sys.vgz"), "{report}");
+    eprintln!("after updating from alt-active: {}", boots(&stick, 6));
+}
+
 /// `update --state BUNDLE --oem FILE`: the new bank takes the bundle's
 /// state.tgz instead of the stick's and the oem.tgz, boot.cfg naming it
 /// before license.tgz; the old bank is untouched.

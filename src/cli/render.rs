@@ -705,6 +705,11 @@ pub fn update(report: &UpdateReport, verified: &VerifyReport) -> String {
         plan.updated,
         plan.active
     );
+    line!(
+        out,
+        "{} modules intact (gzip CRC-32 and length), checked before boot.cfg",
+        report.modules_checked.len()
+    );
     out.push_str(&verify(verified));
     out
 }

@@ -15,7 +15,9 @@
 //!    and synced;
 //! 2. the bank is formatted anew (its UUID, label and volume ID kept):
 //!    it now has no boot.cfg, so the loader does not count it; synced;
-//! 3. every file but boot.cfg is copied in; synced;
+//! 3. every file but boot.cfg is copied in, each gzip module checked
+//!    (CRC-32 and length) on a second core as it goes; synced; a damaged
+//!    module stops the update here, the bank without a boot.cfg;
 //! 4. boot.cfg is written last (its directory entry lands with the
 //!    metadata, after its data) and synced: from here the loader boots
 //!    the new bank.
@@ -31,6 +33,7 @@ use crate::esxi::bootcfg;
 use crate::esxi::config::state::STATE_TGZ;
 use crate::esxi::config::{self, bank_file, Given, Replacement, Upgrade, MAX_FILE_BYTES};
 use crate::esxi::inventory::Inventory;
+use crate::esxi::modules::Checker;
 use crate::image::source::{Source, SECTOR};
 use crate::image::stream::StreamReport;
 use crate::ondisk::bpb::BootSector;
@@ -223,6 +226,8 @@ pub enum UpdateStep {
     Format(u32),
     /// Copying the files but boot.cfg.
     Files(u32),
+    /// Checking the modules copied (their gzip streams).
+    ModuleCheck(u32),
     /// Checking the rest of a compressed source (its MD5).
     SourceCheck,
     /// Writing boot.cfg, which makes the bank boot.
@@ -235,6 +240,9 @@ impl std::fmt::Display for UpdateStep {
             UpdateStep::Invalidate(n) => write!(f, "making bank {n}'s boot.cfg ineligible"),
             UpdateStep::Format(n) => write!(f, "formatting bank {n}"),
             UpdateStep::Files(n) => write!(f, "copying files into bank {n}"),
+            UpdateStep::ModuleCheck(n) => {
+                write!(f, "the check of the modules copied into bank {n}")
+            }
             UpdateStep::SourceCheck => f.write_str("the check of the source image"),
             UpdateStep::Commit(n) => write!(f, "writing bank {n}'s boot.cfg"),
         }
@@ -254,6 +262,9 @@ pub struct UpdateReport {
     pub phases: Vec<PhaseTime>,
     /// For a compressed source: how much of it was read, and its MD5.
     pub stream: Option<StreamReport>,
+    /// The modules whose gzip streams were checked (CRC-32 and length)
+    /// before boot.cfg made the bank bootable.
+    pub modules_checked: Vec<String>,
 }
 
 /// What an update did, and how the stick verified after it.
@@ -309,14 +320,17 @@ pub fn update(
         observer,
     };
     let mut digests = Digests::default();
-    let files = copy.files(Phase::Modules, &|f| !is_boot_cfg(f), &mut digests);
+    let checker = Checker::start(inv.active_bank.partition);
+    let not_boot_cfg = |f: &str| !is_boot_cfg(f);
+    let files = copy.files(Phase::Modules, &not_boot_cfg, &mut digests, Some(&checker));
     phases.push(files.map_err(fail(UpdateStep::Files(n)))?);
+    let modules_checked = checker.finish().map_err(fail(UpdateStep::ModuleCheck(n)))?;
     // A stream's MD5 covers the whole image: the new bank is committed
     // only once the rest of it has been hashed.
     let check = Timer::start(observer, Phase::SourceCheck, 0);
     let stream = source.finish().map_err(fail(UpdateStep::SourceCheck))?;
     phases.push(check.finish());
-    let commit = copy.files(Phase::Commit, &is_boot_cfg, &mut digests);
+    let commit = copy.files(Phase::Commit, &is_boot_cfg, &mut digests, None);
     phases.push(commit.map_err(fail(UpdateStep::Commit(n)))?);
     let timer = Timer::start(observer, Phase::Verify, plan.bank.used_bytes);
     let stick = Source::open_uncached(target.path())?;
@@ -330,6 +344,7 @@ pub fn update(
             bytes_written: written.get(),
             phases,
             stream,
+            modules_checked,
         },
         verify,
     })
@@ -346,13 +361,15 @@ struct Copy<'a> {
 
 impl Copy<'_> {
     /// Copies the planned files `which` selects into the formatted bank
-    /// (their hashes into `digests`), writes the metadata back and syncs;
-    /// reported as `phase`.
+    /// (their hashes into `digests`, the modules among them handed to
+    /// `checker`), writes the metadata back and syncs; reported as
+    /// `phase`.
     fn files(
         &self,
         phase: Phase,
         which: &dyn Fn(&str) -> bool,
         digests: &mut Digests,
+        checker: Option<&Checker>,
     ) -> Result<PhaseTime> {
         let bank = &self.plan.bank;
         let bytes = bank
@@ -368,10 +385,8 @@ impl Copy<'_> {
             bank,
             disk: self.disk,
             done: &|b| timer.inc(b),
-            // The new bank is verified (gzip modules included) before its
-            // boot.cfg makes it bootable.
-            checker: None,
-            modules: &[],
+            checker,
+            modules: &self.inv.modules,
         };
         let session = Session::Load {
             meta_sectors: bank.fat.first_data_sector(),
