@@ -41,13 +41,7 @@ pub fn burn(
 ) -> Result<Outcome> {
     let report = write::write(source, inv, plan, target, observer, verify, check_modules)
         .map_err(|e| target.after_interruption(e))?;
-    then_verify(
-        report,
-        target,
-        observer,
-        (verify, plan.write_bytes),
-        |stick, known| verify::against(stick, source, inv, plan, known),
-    )
+    verify_written(source, inv, (plan, verify), target, observer, report)
 }
 
 /// The verification that follows a write of `report` onto `target`,
@@ -86,14 +80,14 @@ pub(super) fn then_verify(
     })
 }
 
-/// Reads `target`, just written as `report` says, back past the page
-/// cache and proves it against `source` (reusing the report's file
-/// hashes), adding the verification's time to the report's phases —
-/// unless the observer asks to stop first.
+/// When `verify`, reads `target`, just written with `plan` as `report`
+/// says, back past the page cache and proves it against `source`
+/// (reusing the report's file hashes), adding the verification's time to
+/// the report's phases — unless the observer asks to stop first.
 pub(super) fn verify_written(
     source: &Source,
     inv: &Inventory,
-    plan: &Plan,
+    (plan, verify): (&Plan, bool),
     target: &Target,
     observer: &dyn Observer,
     report: WriteReport,
@@ -102,7 +96,7 @@ pub(super) fn verify_written(
         report,
         target,
         observer,
-        (true, plan.write_bytes),
+        (verify, plan.write_bytes),
         |stick, known| verify::against(stick, source, inv, plan, known),
     )
 }

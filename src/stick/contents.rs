@@ -147,13 +147,11 @@ impl fmt::Display for Contents {
                     None => Ok(()),
                 }
             }
-            Contents::Partitioned { partitions: 1 } => {
-                f.write_str("a partitioned disk (1 partition, not ESXi's)")
-            }
             Contents::Partitioned { partitions } => {
+                let s = if *partitions == 1 { "" } else { "s" };
                 write!(
                     f,
-                    "a partitioned disk ({partitions} partitions, not ESXi's)"
+                    "a partitioned disk ({partitions} partition{s}, not ESXi's)"
                 )
             }
             Contents::Unknown => f.write_str("data without a partition table"),

@@ -201,17 +201,13 @@ impl Burn<'_> {
             &gate,
         )
         .map_err(|e| target.after_interruption(e))?;
-        if !self.verify {
-            return Ok(Outcome {
-                write: report,
-                verify: None,
-            });
-        }
+        // The table waited for the proof: it is in.
         let proof = self.verdict.wait()?;
         let mut report = report;
         report.digests = proof.digests.clone();
-        burn::verify_written(self.source, self.inv, self.plan, &target, observer, report).map_err(
-            |e| match e {
+        let how = (self.plan, self.verify);
+        burn::verify_written(self.source, self.inv, how, &target, observer, report).map_err(|e| {
+            match e {
                 e @ Error::Interrupted { .. } => e,
                 cause => Error::WriteFailed {
                     path: target.path().to_path_buf(),
@@ -219,7 +215,7 @@ impl Burn<'_> {
                     cause: Box::new(cause),
                     state: crate::error::StickState::Unverified,
                 },
-            },
-        )
+            }
+        })
     }
 }
